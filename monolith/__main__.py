@@ -1,0 +1,82 @@
+"""`python -m monolith [--cpu-mock] [--config PATH] [--host H] [--port P] [--check]`.
+
+The only module that reads argv. vLLM starts its engine core with `spawn`, which re-imports
+`__main__`: everything that starts the server sits behind the `__name__` guard below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_CONFIG = 2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m monolith", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config file (default: $MONOLITH_CONFIG, else ./config.toml if present)")
+    parser.add_argument("--cpu-mock", action="store_true", help="serve every provider with its mock, on CPU")
+    parser.add_argument("--host", default=None, help="bind address (overrides server.host)")
+    parser.add_argument("--port", type=int, default=None, help="port (overrides server.port)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate config, placement and weights, print the plan, exit 0 or 2")
+    parser.add_argument("--log-format", choices=["json", "text"], default=None)
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    return parser.parse_args(argv)
+
+
+def config_path(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    env = os.environ.get("MONOLITH_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("config.toml")
+    return default if default.exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from monolith.config import ConfigError, load_settings
+    from monolith.logs import setup_logging
+    from monolith.scheduler.placement import PlacementError, build_plan, detect_inventory
+
+    try:
+        settings = load_settings(config_path(args.config), cpu_mock=args.cpu_mock)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    server = settings.server
+    setup_logging(fmt=args.log_format or server.log_format, level=args.log_level or server.log_level)
+    try:
+        plan = build_plan(settings, detect_inventory(use_torch=not settings.cpu_mock))
+    except PlacementError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        from monolith.weights import check_weights
+
+        print(plan.table())
+        lines, problems = check_weights(settings, plan)
+        for line in lines:
+            print(f"weights: {line}")
+        return EXIT_CONFIG if problems else 0
+
+    import uvicorn
+
+    from monolith.app import create_app
+
+    app = create_app(settings, plan=plan)
+    host = args.host or server.host
+    port = args.port or server.port
+    logging.getLogger("monolith").info("serving on %s:%d", host, port, extra={"host": host, "port": port})
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, ws_max_size=16 * 1024 * 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""`/health` (what is loaded and alive), `/ready` (warm and able to serve), `/metrics`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from monolith.registry import Registry
+
+
+def _warnings(request: Request) -> list[str]:
+    registry: Registry = request.app.state.registry
+    found = registry.warnings()
+    rag = getattr(request.app.state, "rag", None)
+    if rag is not None:
+        found.extend(rag.warnings())
+    return list(dict.fromkeys(found))
+
+
+async def health(request: Request) -> Response:
+    registry: Registry = request.app.state.registry
+    warnings = _warnings(request)
+    return JSONResponse(
+        {"status": "degraded" if warnings else "ok", "providers": registry.health(), "warnings": warnings}
+    )
+
+
+def readiness(request: Request) -> tuple[str, dict[str, Any]]:
+    registry: Registry = request.app.state.registry
+    rag = getattr(request.app.state, "rag", None)
+    warnings = _warnings(request)
+    providers = {
+        name: {k: s[k] for k in ("loaded", "state", "provider", "is_mock", "fallback_count", "model")}
+        for name, s in registry.health().items()
+    }
+    failed = [n for n, p in providers.items() if p["state"] == "failed"]
+    if registry.loading or failed:
+        status = "not_ready"
+    elif warnings or any(p["is_mock"] or p["fallback_count"] or p["state"] == "swapping" for p in providers.values()):
+        status = "degraded"
+    else:
+        status = "ready"
+    body: dict[str, Any] = {
+        "status": status,
+        "providers": providers,
+        "rag": rag.status() if rag is not None else {"enabled": False, "loaded": False},
+        "warnings": warnings,
+    }
+    return status, body
+
+
+async def ready(request: Request) -> Response:
+    status, body = readiness(request)
+    return JSONResponse(body, status_code=503 if status == "not_ready" else 200)
+
+
+async def prometheus(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/health", health),
+    Route("/ready", ready),
+    Route("/metrics", prometheus),
+]

@@ -1,0 +1,56 @@
+"""`create_app(settings, registry)`: the Starlette app and its lifespan (load, serve, close)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from monolith.api import health, models
+from monolith.api.errors import http_error_handler, monolith_error_handler
+from monolith.api.middleware import RequestContextMiddleware
+from monolith.config import Settings
+from monolith.errors import MonolithError
+from monolith.registry import Registry
+from monolith.scheduler.placement import Plan, build_plan, detect_inventory
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, registry: Registry | None = None, *, plan: Plan | None = None) -> Starlette:
+    """Build the app. Models load in the background after startup, so /ready can say 503."""
+    if registry is None:
+        plan = plan or build_plan(settings, detect_inventory(use_torch=not settings.cpu_mock))
+        registry = Registry(settings, plan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        assert registry is not None
+        loader = asyncio.create_task(registry.load_all(), name="monolith-load")
+        app.state.loader = loader
+        try:
+            yield
+        finally:
+            loader.cancel()
+            with contextlib.suppress(BaseException):
+                await loader
+            await registry.close()
+            log.info("shut down")
+
+    routes: Sequence[BaseRoute] = [*health.routes, *models.routes]
+    app = Starlette(
+        routes=list(routes),
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={MonolithError: monolith_error_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.rag = None
+    return app

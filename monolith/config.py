@@ -1,0 +1,379 @@
+"""Typed settings, loaded once: config.toml, then legacy env aliases, then MONOLITH_* env vars.
+
+Precedence (later wins): defaults < config.toml < the old docker-compose `.env` names
+(LEGACY_ALIASES) < `MONOLITH_<SECTION>__<KEY>` < command-line flags (--host/--port).
+Every rejected value names its key and where it came from (the file or the variable).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DeviceSpec = Literal["cpu"] | list[int]
+Fallback = Literal["mock", "none"]
+ENV_PREFIX = "MONOLITH_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and its source."""
+
+
+class _Section(BaseModel):
+    # strict: TOML already carries types, so "6" for an int is a mistake worth reporting.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    admin_token: str = ""
+    swap_wait_s: float = Field(10.0, ge=0)
+
+
+class MockLLMConfig(_Section):
+    first_token_ms: float = Field(120.0, ge=0)
+    tokens_per_second: float = Field(100.0, gt=0)
+
+
+class LLMConfig(_Section):
+    provider: Literal["vllm", "mock"] = "vllm"
+    model: str = "weights/llm/gpt-oss-120b"
+    served_model_name: str = ""
+    devices: DeviceSpec = [0, 1, 2, 3, 4, 5]
+    tensor_parallel_size: int = Field(6, ge=1)
+    max_model_len: int = Field(8192, ge=16)
+    gpu_memory_utilization: float = Field(0.90, gt=0, le=1)
+    dtype: str = "auto"
+    max_num_seqs: int = Field(64, ge=1)
+    reasoning_effort: Literal["low", "medium", "high"] = "low"
+    max_tokens: int = Field(512, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    fallback: Fallback = "mock"
+    mock: MockLLMConfig = MockLLMConfig()
+
+
+class MockSTTConfig(_Section):
+    decode_delay_ms: float = Field(30.0, ge=0)
+    transcript: str = "こんにちは、今日の天気を教えてください。"
+    energy_threshold: float = Field(0.02, gt=0)
+
+
+class STTConfig(_Section):
+    provider: Literal["sherpa-onnx", "mock"] = "sherpa-onnx"
+    model: str = "weights/stt/streaming-zipformer"
+    mode: Literal["auto", "streaming", "offline"] = "auto"
+    model_type: Literal["auto", "transducer", "zipformer2_ctc", "paraformer", "nemo_ctc"] = "auto"
+    encoder: str = ""
+    decoder: str = ""
+    joiner: str = ""
+    tokens: str = ""
+    devices: DeviceSpec = [6]
+    onnx_provider: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = Field(2, ge=1)
+    decoding_method: Literal["greedy_search", "modified_beam_search"] = "greedy_search"
+    hotwords_file: str = ""
+    hotwords_score: float = 1.5
+    sample_rate: int = Field(16000, ge=8000)
+    feature_dim: int = Field(80, ge=1)
+    decode_interval_ms: float = Field(10.0, gt=0)
+    offline_partial_interval_ms: float = Field(300.0, gt=0)
+    endpoint_trailing_silence_ms: float = Field(600.0, gt=0)
+    endpoint_no_speech_silence_ms: float = Field(2400.0, gt=0)
+    max_utterance_s: float = Field(20.0, gt=0)
+    vad_model: str = ""
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_min_speech_ms: float = Field(200.0, ge=0)
+    vad_silence_ms: float = Field(500.0, gt=0)
+    fallback: Fallback = "mock"
+    mock: MockSTTConfig = MockSTTConfig()
+
+
+class MockTTSConfig(_Section):
+    first_chunk_ms: float = Field(150.0, ge=0)
+    real_time_factor: float = Field(0.1, ge=0)
+
+
+class TTSConfig(_Section):
+    provider: Literal["fish-speech", "mock"] = "fish-speech"
+    model: str = "weights/tts/openaudio-s1-mini"
+    devices: DeviceSpec = [7]
+    output_sample_rate: Literal[16000, 24000, 44100] = 24000
+    voice: str = "default"
+    max_new_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.7, gt=0)
+    top_p: float = Field(0.7, gt=0, le=1)
+    repetition_penalty: float = Field(1.2, gt=0)
+    chunk_length: int = Field(200, ge=1)
+    seed: int | None = None
+    compile: bool = False
+    precision: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    max_input_chars: int = Field(4096, ge=1)
+    fallback: Fallback = "mock"
+    mock: MockTTSConfig = MockTTSConfig()
+
+
+class MockEmbeddingConfig(_Section):
+    dimension: int = Field(384, ge=8)
+    delay_ms: float = Field(5.0, ge=0)
+
+
+class EmbeddingConfig(_Section):
+    provider: Literal["sentence-transformers", "mock"] = "sentence-transformers"
+    model: str = "weights/embedding/multilingual-e5-base"
+    devices: DeviceSpec = [6]
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    batch_size: int = Field(32, ge=1)
+    max_batch_wait_ms: float = Field(5.0, ge=0)
+    max_inputs: int = Field(256, ge=1)
+    fallback: Fallback = "mock"
+    mock: MockEmbeddingConfig = MockEmbeddingConfig()
+
+
+class RAGConfig(_Section):
+    enabled: bool = True
+    index_path: str = "data/faiss/index.bin"
+    store_path: str = "data/rag/chunks.sqlite3"
+    index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    use_gpu: bool = False
+    top_k: int = Field(3, ge=1, le=100)
+    min_score: float = -1.0
+    chunk_size: int = Field(400, ge=20)
+    chunk_overlap: int = Field(80, ge=0)
+    watch: bool = False
+    watch_interval_s: float = Field(2.0, gt=0)
+
+
+class VoiceConfig(_Section):
+    input_sample_rate: int = Field(16000, ge=8000, le=48000)
+    max_sessions: int = Field(64, ge=1)
+    idle_timeout_s: float = Field(300.0, gt=0)
+    max_frame_bytes: int = Field(64000, ge=2)
+    max_text_chars: int = Field(2000, ge=1)
+    system_prompt: str = "You are a helpful voice assistant. Answer briefly, in the user's language."
+    history_turns: int = Field(8, ge=0)
+    use_rag: bool = False
+    language: str = "ja"
+    chunk_min_chars: int = Field(8, ge=1)
+    chunk_max_chars: int = Field(120, ge=2)
+    first_chunk_max_chars: int = Field(40, ge=2)
+    barge_in_min_speech_ms: float = Field(200.0, ge=0)
+
+
+class PlacementConfig(_Section):
+    allow_shared: bool = False
+
+
+class Settings(_Section):
+    server: ServerConfig = ServerConfig()
+    llm: LLMConfig = LLMConfig()
+    stt: STTConfig = STTConfig()
+    tts: TTSConfig = TTSConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    rag: RAGConfig = RAGConfig()
+    voice: VoiceConfig = VoiceConfig()
+    placement: PlacementConfig = PlacementConfig()
+    # Where relative paths (weights, index) are resolved: the config file's folder.
+    base_dir: str = "."
+    cpu_mock: bool = False
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+PROVIDER_SECTIONS = ("llm", "stt", "tts", "embedding")
+
+
+# --- legacy aliases: the docker-compose system's .env names --------------------------------
+
+RawConfig = dict[str, Any]
+AliasApply = Callable[[RawConfig, str], list[str]]
+
+
+def _set(raw: RawConfig, dotted: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"`{dotted}`: `{part}` is not a table")
+        node = child
+    node[leaf] = value
+
+
+def _get(raw: RawConfig, dotted: str) -> Any:
+    node: Any = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _to_key(dotted: str, convert: Callable[[str], Any] = str) -> AliasApply:
+    def apply(raw: RawConfig, value: str) -> list[str]:
+        _set(raw, dotted, convert(value))
+        return [dotted]
+
+    return apply
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"expected an integer, got {value!r}") from None
+
+
+def _gpu_count(raw: RawConfig, value: str) -> list[str]:
+    _set(raw, "llm.devices", list(range(_int(value))))
+    return ["llm.devices"]
+
+
+def _device_kind(section: str) -> AliasApply:
+    # The old STT_PROVIDER_RUNTIME / TTS_BACKEND said "cpu" or "cuda"; cuda keeps the GPU
+    # that config.toml names, cpu moves the provider off the GPUs.
+    def apply(raw: RawConfig, value: str) -> list[str]:
+        kind = value.strip().lower()
+        if kind not in ("cpu", "cuda"):
+            raise ConfigError(f"expected `cpu` or `cuda`, got {value!r}")
+        if section == "stt":
+            _set(raw, "stt.onnx_provider", kind)
+            return ["stt.onnx_provider"]
+        if kind == "cpu":
+            _set(raw, f"{section}.devices", "cpu")
+        elif _get(raw, f"{section}.devices") == "cpu":
+            raise ConfigError(f"says cuda but `{section}.devices` is cpu; name the GPU there")
+        return [f"{section}.devices"]
+
+    return apply
+
+
+def _embedding_model(raw: RawConfig, value: str) -> list[str]:
+    # TEI took a hub id ("intfloat/multilingual-e5-base"); monolith loads from weights/.
+    looks_like_hub_id = value.count("/") == 1 and not value.startswith((".", "/", "~"))
+    if looks_like_hub_id and not Path(value).exists():
+        value = f"weights/embedding/{value.split('/')[1]}"
+    _set(raw, "embedding.model", value)
+    return ["embedding.model"]
+
+
+LEGACY_ALIASES: dict[str, AliasApply] = {
+    "LLM_MODEL_PATH": _to_key("llm.model"),
+    "LLM_TP_SIZE": _to_key("llm.tensor_parallel_size", _int),
+    "LLM_GPU_COUNT": _gpu_count,
+    "STT_MODEL_DIR": _to_key("stt.model"),
+    "STT_PROVIDER_RUNTIME": _device_kind("stt"),
+    "TTS_MODEL_DIR": _to_key("tts.model"),
+    "TTS_BACKEND": _device_kind("tts"),
+    "EMBEDDING_MODEL": _embedding_model,
+    "RAG_INDEX_PATH": _to_key("rag.index_path"),
+    "BACKEND_PORT": _to_key("server.port", _int),
+}
+
+
+def _parse_env_value(text: str) -> Any:
+    """A TOML literal when it is one (`6`, `true`, `[0, 1]`, `"x"`), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+@dataclass
+class _Sources:
+    """Remembers where each dotted key came from, to name it in errors."""
+
+    default: str
+    by_key: dict[str, str]
+
+    def of(self, dotted: str) -> str:
+        parts = dotted.split(".")
+        for end in range(len(parts), 0, -1):
+            found = self.by_key.get(".".join(parts[:end]))
+            if found:
+                return found
+        return self.default
+
+
+def _leaf_keys(raw: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        is_table = isinstance(value, dict) and not dotted.endswith("engine_args")
+        keys.extend(_leaf_keys(value, f"{dotted}.") if is_table else [dotted])
+    return keys
+
+
+def _read_toml(path: Path) -> RawConfig:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_settings(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    cpu_mock: bool = False,
+) -> Settings:
+    """Read, merge and validate; raise ConfigError naming the key and its source."""
+    env = os.environ if environ is None else environ
+    raw: RawConfig = _read_toml(path) if path is not None else {}
+    file_label = str(path) if path is not None else "defaults"
+    sources = _Sources(file_label, {k: file_label for k in _leaf_keys(raw)})
+    for name, apply in LEGACY_ALIASES.items():
+        if name in env:
+            try:
+                keys = apply(raw, env[name])
+            except ConfigError as exc:
+                raise ConfigError(f"environment variable {name}: {exc}") from None
+            sources.by_key.update({k: f"environment variable {name}" for k in keys})
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        try:
+            _set(raw, dotted, _parse_env_value(text))
+        except ConfigError as exc:
+            raise ConfigError(f"environment variable {name}: {exc}") from None
+        sources.by_key[dotted] = f"environment variable {name}"
+    for reserved in ("base_dir", "cpu_mock"):
+        if reserved in raw:
+            raise ConfigError(f"{sources.of(reserved)}: unknown key `{reserved}`")
+    raw["base_dir"] = str(path.parent if path is not None else Path.cwd())
+    raw["cpu_mock"] = cpu_mock
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+
+
+def _describe(exc: ValidationError, sources: _Sources) -> str:
+    lines = []
+    for err in exc.errors():
+        # Drop pydantic's union-branch labels ("list[int]", "literal['cpu']") from the key.
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("list[", "literal["))]
+        loc = [p for p in loc if not p.isdigit()] if err["type"] != "extra_forbidden" else loc
+        dotted = ".".join(loc)
+        what = "unknown key" if err["type"] == "extra_forbidden" else "invalid value for"
+        detail = "" if err["type"] == "extra_forbidden" else f": {err['msg']}"
+        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        lines.append(f"{sources.of(dotted)}: {what} `{dotted}`{detail}{got}")
+    return "\n".join(dict.fromkeys(lines))

@@ -1,0 +1,31 @@
+"""Every Prometheus metric monolith exports, defined once in the default registry.
+
+vLLM registers its `vllm:*` metrics in the same default registry, so one /metrics shows both.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "monolith_http_requests", "HTTP requests served", ["method", "route", "status"]
+)
+ERRORS = Counter("monolith_errors", "Errors returned to clients", ["kind"])
+FALLBACKS = Counter("monolith_provider_fallbacks", "Requests served by a fallback mock", ["provider"])
+PROVIDER_LOADED = Gauge("monolith_provider_loaded", "1 when the provider is loaded", ["provider"])
+PROVIDER_IS_MOCK = Gauge("monolith_provider_is_mock", "1 when a mock serves", ["provider"])
+VOICE_SESSIONS = Gauge("monolith_voice_sessions_active", "Open voice WebSocket sessions")
+TURNS = Counter("monolith_voice_turns", "Voice turns by outcome", ["outcome"])
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+TURN_LATENCY = Histogram(
+    "monolith_turn_latency_seconds",
+    "Per-turn latency from end of user speech (partial: from speech start)",
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+)
+BARGE_IN_LATENCY = Histogram(
+    "monolith_barge_in_seconds",
+    "From barge-in detection to response.cancelled sent",
+    buckets=_LATENCY_BUCKETS,
+)

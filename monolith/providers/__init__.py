@@ -1,0 +1,1 @@
+"""Providers: one module per backend; the only place model libraries are imported (lazily)."""

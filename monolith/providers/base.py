@@ -1,0 +1,48 @@
+"""What every provider shares: lifecycle, identity, and the runner its blocking calls go to."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class BlockingRunner(Protocol):
+    """Runs a blocking call off the event loop: the scheduler's per-device executor."""
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T: ...
+
+
+class ThreadRunner:
+    """A runner on asyncio's default thread pool, for providers built outside the scheduler."""
+
+    async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+
+class Provider(ABC):
+    """Lifecycle shared by all backends. `load` may block for minutes (real engines)."""
+
+    kind: ClassVar[str]
+    backend: ClassVar[str]
+    is_mock: ClassVar[bool] = False
+
+    def __init__(self, *, model_id: str, model_path: str = "", runner: BlockingRunner | None = None) -> None:
+        self.model_id = model_id
+        self.model_path = model_path
+        self.runner: BlockingRunner = runner or ThreadRunner()
+
+    async def load(self) -> None:
+        """Load weights; raise on failure (the registry decides about fallback)."""
+
+    async def warmup(self) -> None:
+        """Answer one tiny request, so /ready only says ready when serving really works."""
+
+    async def close(self) -> None:
+        """Release devices and threads."""
+
+    def health_warnings(self) -> list[str]:
+        return []

@@ -1,0 +1,172 @@
+"""Segments speech by energy and returns a fixed placeholder transcript, paced like a real decoder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from monolith.config import MockSTTConfig, STTConfig
+from monolith.providers.stt import STTEvent, STTProvider, STTStream
+
+FRAME_MS = 20.0
+PARTIAL_EVERY_MS = 200.0
+FULL_TRANSCRIPT_AFTER_MS = 1500.0  # partials grow towards the full placeholder over this time
+
+
+class EnergySegmenter:
+    """Frame-energy VAD with a minimum speech duration and a trailing-silence rule."""
+
+    def __init__(self, *, threshold: float, min_speech_ms: float, silence_ms: float, max_utterance_ms: float) -> None:
+        self.threshold = threshold
+        self.min_speech_ms = min_speech_ms
+        self.silence_ms = silence_ms
+        self.max_utterance_ms = max_utterance_ms
+        self.position_ms = 0.0
+        self.in_speech = False
+        self.onset_ms = 0.0
+        self.voiced_run_ms = 0.0
+        self.silence_run_ms = 0.0
+        self.speech_ms = 0.0
+
+    def step(self, frame: np.ndarray, frame_ms: float) -> list[str]:
+        """Advance one frame; return what happened: started / speaking / stopped."""
+        voiced = float(np.sqrt(np.mean(np.square(frame)))) >= self.threshold
+        start = self.position_ms
+        self.position_ms += frame_ms
+        if not self.in_speech:
+            if not voiced:
+                self.voiced_run_ms = 0.0
+                return []
+            if self.voiced_run_ms == 0.0:
+                self.onset_ms = start
+            self.voiced_run_ms += frame_ms
+            if self.voiced_run_ms < self.min_speech_ms:
+                return []
+            self.in_speech, self.speech_ms, self.silence_run_ms = True, self.voiced_run_ms, 0.0
+            return ["started"]
+        self.speech_ms += frame_ms
+        self.silence_run_ms = 0.0 if voiced else self.silence_run_ms + frame_ms
+        if self.silence_run_ms >= self.silence_ms or self.speech_ms >= self.max_utterance_ms:
+            self.end()
+            return ["stopped"]
+        return ["speaking"]
+
+    def end(self) -> None:
+        self.in_speech = False
+        self.voiced_run_ms = 0.0
+
+    @property
+    def speech_end_ms(self) -> float:
+        return self.position_ms - self.silence_run_ms
+
+
+class MockSTTStream(STTStream):
+    def __init__(self, settings: STTConfig, mock: MockSTTConfig, sample_rate: int, owner: MockSTT) -> None:
+        self.mock = mock
+        self.sample_rate = sample_rate
+        self.owner = owner
+        self.frame = int(sample_rate * FRAME_MS / 1000)
+        self.segmenter = EnergySegmenter(
+            threshold=mock.energy_threshold,
+            min_speech_ms=settings.vad_min_speech_ms,
+            silence_ms=min(settings.vad_silence_ms, settings.endpoint_trailing_silence_ms),
+            max_utterance_ms=settings.max_utterance_s * 1000,
+        )
+        self.pending = np.zeros(0, dtype=np.float32)
+        self.queue: asyncio.Queue[STTEvent | None] = asyncio.Queue()
+        self.timers: set[asyncio.TimerHandle] = set()
+        self.last_partial_at = 0.0
+        self.last_partial = ""
+        self.closed = False
+
+    def _later(self, event: STTEvent) -> None:
+        # A real decoder answers after its decode time; keep that latency in mock mode.
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.timers = {t for t in self.timers if t.when() > now}  # drop the ones that fired
+        self.timers.add(loop.call_later(self.mock.decode_delay_ms / 1000, self._emit, event))
+
+    def _emit(self, event: STTEvent) -> None:
+        if not self.closed:
+            self.queue.put_nowait(event)
+
+    def _text_so_far(self) -> str:
+        full = self.mock.transcript
+        share = min(1.0, self.segmenter.speech_ms / FULL_TRANSCRIPT_AFTER_MS)
+        return full[: max(1, int(len(full) * share))]
+
+    async def feed(self, samples: np.ndarray) -> None:
+        if self.closed:
+            return
+        self.pending = np.concatenate([self.pending, np.asarray(samples, dtype=np.float32)])
+        while self.pending.size >= self.frame:
+            frame, self.pending = self.pending[: self.frame], self.pending[self.frame :]
+            for what in self.segmenter.step(frame, FRAME_MS):
+                self._on(what)
+
+    def _on(self, what: str) -> None:
+        seg = self.segmenter
+        if what == "started":
+            self.queue.put_nowait(STTEvent("speech_started", audio_ms=seg.onset_ms))
+            self.last_partial_at, self.last_partial = seg.speech_ms, ""
+        elif what == "speaking" and seg.speech_ms - self.last_partial_at >= PARTIAL_EVERY_MS:
+            self.last_partial_at = seg.speech_ms
+            text = self._text_so_far()
+            if text != self.last_partial:
+                self.last_partial = text
+                self._later(STTEvent("partial", text, audio_ms=seg.position_ms))
+        elif what == "stopped":
+            self._finish_utterance()
+
+    def _finish_utterance(self) -> None:
+        end = self.segmenter.speech_end_ms
+        self.queue.put_nowait(STTEvent("speech_stopped", audio_ms=end))
+        self._later(STTEvent("final", self.mock.transcript, audio_ms=end))
+
+    async def flush(self) -> None:
+        if self.segmenter.in_speech:
+            self.segmenter.end()
+            self._finish_utterance()
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                return
+            yield event
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for handle in self.timers:
+            handle.cancel()
+        self.queue.put_nowait(None)
+        self.owner.streams.discard(self)
+
+
+class MockSTT(STTProvider):
+    backend = "mock"
+    is_mock = True
+
+    def __init__(self, settings: STTConfig, *, model_id: str = "mock-stt") -> None:
+        super().__init__(model_id=model_id)
+        self.settings = settings
+        self.streams: set[MockSTTStream] = set()
+
+    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+        stream = MockSTTStream(self.settings, self.settings.mock, sample_rate, self)
+        self.streams.add(stream)
+        return stream
+
+    async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+        await asyncio.sleep(self.settings.mock.decode_delay_ms / 1000)
+        frame = max(int(sample_rate * FRAME_MS / 1000), 1)
+        usable = samples[: samples.size - samples.size % frame].reshape(-1, frame)
+        voiced = np.sqrt(np.mean(np.square(usable), axis=1)) >= self.settings.mock.energy_threshold if usable.size else []
+        return self.settings.mock.transcript if np.any(voiced) else ""
+
+    def live_streams(self) -> int:
+        return len(self.streams)

@@ -1,0 +1,56 @@
+"""The STT interface: a streaming session per voice session; feed PCM, read VAD and text events."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from monolith.providers.base import Provider
+
+STTEventKind = Literal["speech_started", "speech_stopped", "partial", "final"]
+
+
+@dataclass(frozen=True)
+class STTEvent:
+    kind: STTEventKind
+    text: str = ""
+    # Position in the stream's audio (ms since the stream opened) the event refers to:
+    # speech onset for speech_started, end of speech for speech_stopped and final.
+    audio_ms: float = 0.0
+
+
+class STTStream(ABC):
+    """One live stream. `feed` never blocks the loop; events arrive on `events()`."""
+
+    @abstractmethod
+    async def feed(self, samples: np.ndarray) -> None:
+        """Float32 mono samples in [-1, 1] at the rate the stream was opened with."""
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[STTEvent]:
+        """Events in order; ends after `close`."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """End of the current utterance from outside (e.g. client commit): emit its final."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class STTProvider(Provider):
+    kind: ClassVar[str] = "stt"
+
+    @abstractmethod
+    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream: ...
+
+    @abstractmethod
+    async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+        """Whole-file recognition for the transcription API."""
+
+    def live_streams(self) -> int:
+        return 0

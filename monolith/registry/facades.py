@@ -1,0 +1,172 @@
+"""Provider-shaped fronts over a slot: callers see one LLM/STT/TTS/embedder, the slot decides
+which provider serves (the real one, or its mock after a failure when `fallback = "mock"`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from monolith.errors import MonolithError, ProviderFailed
+from monolith.providers.base import Provider
+from monolith.providers.embedding import EmbeddingProvider, TextKind
+from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
+from monolith.providers.stt import STTProvider, STTStream
+from monolith.providers.tts import TTSProvider
+from monolith.registry.slot import Slot
+
+T = TypeVar("T")
+P = TypeVar("P", bound=Provider)
+
+
+def _failure(slot: Slot, provider: Provider, exc: Exception) -> ProviderFailed:
+    return ProviderFailed(f"{slot.name} ({provider.backend}) failed: {type(exc).__name__}: {exc}")
+
+
+async def _mock_for(slot: Slot, provider: Provider, exc: Exception) -> Provider:
+    if provider.is_mock or not slot.can_fallback:
+        raise _failure(slot, provider, exc) from exc
+    slot.record_fallback(f"{provider.backend} raised during a request ({type(exc).__name__}: {exc})")
+    return await slot.ensure_mock()
+
+
+async def stream_with_fallback(
+    slot: Slot, wait_s: float, call: Callable[[Provider], AsyncIterator[T]]
+) -> AsyncIterator[T]:
+    """Stream from the serving provider; if it fails before its first item, from the mock.
+
+    Once an item has gone out, a failure is the caller's error: switching voices or
+    rewriting text halfway would be worse than saying it failed."""
+    provider = await slot.current(wait_s)
+    stream = call(provider)
+    produced = False
+    try:
+        async for item in stream:
+            produced = True
+            yield item
+        return
+    except MonolithError:
+        raise  # the request itself was bad: a mock would not make it good
+    except Exception as exc:
+        if produced:
+            raise _failure(slot, provider, exc) from exc
+        mock = await _mock_for(slot, provider, exc)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    async for item in call(mock):
+        yield item
+
+
+async def call_with_fallback(slot: Slot, wait_s: float, call: Callable[[Provider], Awaitable[T]]) -> T:
+    provider = await slot.current(wait_s)
+    try:
+        return await call(provider)
+    except (MonolithError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        mock = await _mock_for(slot, provider, exc)
+    return await call(mock)
+
+
+class LLMFacade(LLMProvider):
+    backend = "registry"
+
+    def __init__(self, slot: Slot, wait_s: float) -> None:
+        super().__init__(model_id=slot.served_id)
+        self.slot, self.wait_s = slot, wait_s
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str
+    ) -> AsyncIterator[LLMChunk]:
+        def call(p: Provider) -> AsyncIterator[LLMChunk]:
+            assert isinstance(p, LLMProvider)
+            return p.stream_chat(messages, options, request_id=request_id)
+
+        return stream_with_fallback(self.slot, self.wait_s, call)
+
+    def running_requests(self) -> int:
+        return sum(p.running_requests() for p in _providers(self.slot, LLMProvider))
+
+
+class TTSFacade(TTSProvider):
+    backend = "registry"
+
+    def __init__(self, slot: Slot, wait_s: float) -> None:
+        super().__init__(model_id=slot.served_id)
+        self.slot, self.wait_s = slot, wait_s
+
+    def voices(self) -> list[str]:
+        serving = self.slot.primary
+        return serving.voices() if isinstance(serving, TTSProvider) else ["default"]
+
+    def synthesize(
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+    ) -> AsyncIterator[np.ndarray]:
+        raise NotImplementedError("use stream_pcm16: the native rate depends on who serves")
+
+    def stream_pcm16(
+        self, text: str, *, voice: str, request_id: str, sample_rate: int, first_in_response: bool = True
+    ) -> AsyncIterator[bytes]:
+        def call(p: Provider) -> AsyncIterator[bytes]:
+            assert isinstance(p, TTSProvider)
+            return p.stream_pcm16(
+                text, voice=voice, request_id=request_id, sample_rate=sample_rate,
+                first_in_response=first_in_response,
+            )
+
+        return stream_with_fallback(self.slot, self.wait_s, call)
+
+    def running_requests(self) -> int:
+        return sum(p.running_requests() for p in _providers(self.slot, TTSProvider))
+
+
+class STTFacade(STTProvider):
+    backend = "registry"
+
+    def __init__(self, slot: Slot, wait_s: float) -> None:
+        super().__init__(model_id=slot.served_id)
+        self.slot, self.wait_s = slot, wait_s
+
+    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+        async def call(p: Provider) -> STTStream:
+            assert isinstance(p, STTProvider)
+            return await p.open_stream(sample_rate=sample_rate, request_id=request_id)
+
+        return await call_with_fallback(self.slot, self.wait_s, call)
+
+    async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+        async def call(p: Provider) -> str:
+            assert isinstance(p, STTProvider)
+            return await p.transcribe(samples, sample_rate)
+
+        return await call_with_fallback(self.slot, self.wait_s, call)
+
+    def live_streams(self) -> int:
+        return sum(p.live_streams() for p in _providers(self.slot, STTProvider))
+
+
+class EmbeddingFacade(EmbeddingProvider):
+    backend = "registry"
+
+    def __init__(self, slot: Slot, wait_s: float) -> None:
+        super().__init__(model_id=slot.served_id)
+        self.slot, self.wait_s = slot, wait_s
+
+    @property  # type: ignore[override]
+    def dimension(self) -> int:
+        serving = self.slot.primary
+        return serving.dimension if isinstance(serving, EmbeddingProvider) else 0
+
+    async def embed(self, texts: Sequence[str], *, kind: TextKind) -> np.ndarray:
+        async def call(p: Provider) -> np.ndarray:
+            assert isinstance(p, EmbeddingProvider)
+            return await p.embed(texts, kind=kind)
+
+        return await call_with_fallback(self.slot, self.wait_s, call)
+
+
+def _providers(slot: Slot, cls: type[P]) -> list[P]:
+    found = {id(p): p for p in (slot.primary, slot.mock) if isinstance(p, cls)}
+    return list(found.values())

@@ -1,0 +1,59 @@
+"""Build a provider from its config section. Real backends are imported here, lazily, by name."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from monolith.config import Settings
+from monolith.providers.base import BlockingRunner, Provider
+from monolith.providers.mock_embedding import MockEmbedding
+from monolith.providers.mock_llm import MockLLM
+from monolith.providers.mock_stt import MockSTT
+from monolith.providers.mock_tts import MockTTS
+
+# provider section -> backend name -> "module:Class" (imported only when that backend loads)
+REAL_BACKENDS: dict[str, dict[str, str]] = {
+    "llm": {"vllm": "monolith.providers.vllm_llm:VLLMProvider"},
+    "stt": {"sherpa-onnx": "monolith.providers.sherpa_stt:SherpaSTT"},
+    "tts": {"fish-speech": "monolith.providers.fish_tts:FishTTS"},
+    "embedding": {"sentence-transformers": "monolith.providers.st_embedding:STEmbedding"},
+}
+
+
+def served_id(settings: Settings, name: str) -> str:
+    """The id clients use for this provider's model: a configured name, else the folder name."""
+    if name == "llm" and settings.llm.served_model_name:
+        return settings.llm.served_model_name
+    model: str = getattr(settings, name).model
+    return Path(model.rstrip("/")).name or name
+
+
+def build_mock(settings: Settings, name: str) -> Provider:
+    model_id = served_id(settings, name)
+    if name == "llm":
+        return MockLLM(settings.llm.mock, model_id=model_id)
+    if name == "stt":
+        return MockSTT(settings.stt, model_id=model_id)
+    if name == "tts":
+        return MockTTS(settings.tts.mock, model_id=model_id)
+    if name == "embedding":
+        return MockEmbedding(settings.embedding.mock, model_id=model_id)
+    raise KeyError(name)
+
+
+def build_real(
+    settings: Settings, name: str, backend: str, runner: BlockingRunner, devices: tuple[int, ...],
+    model_path: str | None = None,
+) -> Provider:
+    """Construct (not load) the real provider; `model_path` overrides the configured one (swaps)."""
+    target = REAL_BACKENDS[name][backend]
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    section = getattr(settings, name)
+    path = settings.resolve(model_path or section.model)
+    provider: Provider = cls(
+        section, settings=settings, model_path=str(path), model_id=served_id(settings, name),
+        runner=runner, devices=devices,
+    )
+    return provider

