@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -32,7 +31,7 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert registry is not None
-        loader = asyncio.create_task(registry.load_all(), name="monolith-load")
+        loader = registry.start_loading()
         app.state.loader = loader
         try:
             yield

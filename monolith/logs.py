@@ -16,6 +16,25 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+def _install_record_factory() -> None:
+    # Capture the request id when the record is made, not when a handler formats it later.
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_monolith", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return record
+
+    factory._monolith = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_factory()
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 

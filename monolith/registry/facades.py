@@ -18,7 +18,6 @@ from monolith.providers.tts import TTSProvider
 from monolith.registry.slot import Slot
 
 T = TypeVar("T")
-P = TypeVar("P", bound=Provider)
 
 
 def _failure(slot: Slot, provider: Provider, exc: Exception) -> ProviderFailed:
@@ -87,7 +86,7 @@ class LLMFacade(LLMProvider):
         return stream_with_fallback(self.slot, self.wait_s, call)
 
     def running_requests(self) -> int:
-        return sum(p.running_requests() for p in _providers(self.slot, LLMProvider))
+        return sum(p.running_requests() for p in _providers(self.slot) if isinstance(p, LLMProvider))
 
 
 class TTSFacade(TTSProvider):
@@ -119,7 +118,7 @@ class TTSFacade(TTSProvider):
         return stream_with_fallback(self.slot, self.wait_s, call)
 
     def running_requests(self) -> int:
-        return sum(p.running_requests() for p in _providers(self.slot, TTSProvider))
+        return sum(p.running_requests() for p in _providers(self.slot) if isinstance(p, TTSProvider))
 
 
 class STTFacade(STTProvider):
@@ -144,7 +143,7 @@ class STTFacade(STTProvider):
         return await call_with_fallback(self.slot, self.wait_s, call)
 
     def live_streams(self) -> int:
-        return sum(p.live_streams() for p in _providers(self.slot, STTProvider))
+        return sum(p.live_streams() for p in _providers(self.slot) if isinstance(p, STTProvider))
 
 
 class EmbeddingFacade(EmbeddingProvider):
@@ -154,8 +153,8 @@ class EmbeddingFacade(EmbeddingProvider):
         super().__init__(model_id=slot.served_id)
         self.slot, self.wait_s = slot, wait_s
 
-    @property  # type: ignore[override]
-    def dimension(self) -> int:
+    @property
+    def dimension(self) -> int:  # type: ignore[override]
         serving = self.slot.primary
         return serving.dimension if isinstance(serving, EmbeddingProvider) else 0
 
@@ -167,6 +166,7 @@ class EmbeddingFacade(EmbeddingProvider):
         return await call_with_fallback(self.slot, self.wait_s, call)
 
 
-def _providers(slot: Slot, cls: type[P]) -> list[P]:
-    found = {id(p): p for p in (slot.primary, slot.mock) if isinstance(p, cls)}
+def _providers(slot: Slot) -> list[Provider]:
+    """The serving provider and the fallback mock, each once."""
+    found = {id(p): p for p in (slot.primary, slot.mock) if p is not None}
     return list(found.values())

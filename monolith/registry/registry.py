@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +43,7 @@ class Registry:
                 assignment=assignment,
                 fallback=getattr(settings, name).fallback,
                 build=self._builder(name, overrides.get(name)),
-                build_mock=lambda n=name: factories.build_mock(settings, n),
+                build_mock=functools.partial(factories.build_mock, settings, name),
                 served_id=factories.served_id(settings, name),
             )
         wait = settings.server.swap_wait_s
@@ -65,6 +66,12 @@ class Registry:
         return factories.build_real(
             self.settings, name, assignment.backend, runner, assignment.devices, model_path
         )
+
+    def start_loading(self) -> asyncio.Task[None]:
+        """Mark every slot loading now (so /ready answers 503 at once) and load in the background."""
+        for slot in self.slots.values():
+            slot.state = "loading"
+        return asyncio.create_task(self.load_all(), name="monolith-load")
 
     async def load_all(self) -> None:
         # The LLM loads in vLLM's own processes; the others on their executors: all at once.

@@ -164,7 +164,7 @@ class Slot:
         found = list(self.warnings)
         if self.primary is not None:
             found.extend(f"{self.name}: {w}" for w in self.primary.health_warnings())
-        if self.is_mock and not self.can_fallback and self.assignment.backend == "mock":
+        if self.is_mock and self.assignment.backend == "mock":
             found.append(f"{self.name}: mock provider in use")
         return found
 

@@ -117,7 +117,7 @@ class Plan:
         for a in self.assignments.values():
             rows.append((a.provider, a.backend, a.describe(), a.executor_key))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         gpus = ", ".join(f"{g.index}:{g.name}" for g in self.inventory.gpus) or "none"
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"GPUs ({self.inventory.source}): {gpus}")

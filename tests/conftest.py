@@ -1,0 +1,78 @@
+"""Shared fixtures: mock settings, an app with its lifespan running, and an httpx client on it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from monolith.app import create_app
+from monolith.config import Settings, load_settings
+from monolith.registry import Registry
+from monolith.scheduler.placement import Inventory, build_plan
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAST_MOCKS = {
+    "MONOLITH_LLM__MOCK__FIRST_TOKEN_MS": "20",
+    "MONOLITH_LLM__MOCK__TOKENS_PER_SECOND": "400",
+    "MONOLITH_TTS__MOCK__FIRST_CHUNK_MS": "20",
+    "MONOLITH_STT__MOCK__DECODE_DELAY_MS": "5",
+}
+
+
+def make_settings(env: dict[str, str] | None = None, *, cpu_mock: bool = True, fast: bool = True) -> Settings:
+    merged = {**(FAST_MOCKS if fast else {}), **(env or {})}
+    return load_settings(REPO / "config.toml", merged, cpu_mock=cpu_mock)
+
+
+def real_llm_settings(env: dict[str, str] | None = None) -> Settings:
+    """A real (injectable) LLM on CPU; STT, TTS and embedding configured as mocks."""
+    base = {"MONOLITH_LLM__DEVICES": '"cpu"', "MONOLITH_LLM__TENSOR_PARALLEL_SIZE": "1"}
+    base |= {f"MONOLITH_{n}__PROVIDER": '"mock"' for n in ("STT", "TTS", "EMBEDDING")}
+    return make_settings({**base, **(env or {})}, cpu_mock=False)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@contextlib.asynccontextmanager
+async def running(app: Starlette, *, wait_loaded: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give an httpx client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        if wait_loaded:
+            await asyncio.wait_for(app.state.loader, 60)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://monolith") as client:
+            yield client
+
+
+AppFactory = Callable[..., Starlette]
+
+
+@pytest.fixture
+def app_factory() -> AppFactory:
+    def factory(settings: Settings | None = None, **registry_kwargs: Any) -> Starlette:
+        s = settings or make_settings()
+        plan = build_plan(s, Inventory())
+        return create_app(s, Registry(s, plan, **registry_kwargs))
+
+    return factory
+
+
+@pytest.fixture
+async def client(app_factory: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app_factory()) as c:
+        yield c

@@ -1,0 +1,103 @@
+"""The real CLI as a user runs it: serve, become ready, stop cleanly on SIGTERM; --check; bad config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monolith", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=60, env={**os.environ, **(env or {})},
+    )
+
+
+def test_serves_until_ready_then_stops_cleanly_on_sigterm() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monolith", "--cpu-mock", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/ready", headers={"X-Request-ID": "cli-test"}, timeout=1)
+                status = resp.json()["status"]
+                if resp.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert status == "degraded", "a --cpu-mock server is ready but degraded (mocks serve)"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert lines, out
+    assert all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
+    assert any(line["logger"].startswith("uvicorn") for line in lines), "uvicorn's logs are JSON too"
+    access = [line for line in lines if line.get("path") == "/ready" and line["request_id"] == "cli-test"]
+    assert access and access[-1]["status"] == 200
+    assert any(line["message"] == "shut down" for line in lines)
+
+
+def test_check_prints_the_plan_and_exits_0() -> None:
+    result = run_cli("--cpu-mock", "--check")
+    assert result.returncode == 0, result.stderr
+    assert "provider" in result.stdout and "llm        mock" in result.stdout
+    assert "weights: llm: mock, no weights needed" in result.stdout
+
+
+def test_check_rejects_gpus_that_are_not_there() -> None:
+    result = run_cli("--check")
+    assert result.returncode == 2
+    assert "llm: wants GPU [0, 1, 2, 3, 4, 5] but this machine has no GPU" in result.stderr
+
+
+def test_check_reports_incomplete_weights(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[llm]\ndevices = "cpu"\ntensor_parallel_size = 1\nfallback = "none"\nmodel = "llm"\n'
+        '[stt]\nprovider = "mock"\n[tts]\nprovider = "mock"\n[embedding]\nprovider = "mock"\n'
+    )
+    (tmp_path / "llm").mkdir()
+    (tmp_path / "llm" / "config.json").write_text("{}")
+    result = run_cli("--config", str(config), "--check")
+    assert result.returncode == 2
+    assert "llm: " in result.stdout and "incomplete (missing *.safetensors or *.bin or *.pt" in result.stdout
+
+
+def test_bad_config_exits_2_naming_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[llm]\nmax_tokens = -5\n")
+    result = run_cli("--config", str(config), "--cpu-mock")
+    assert result.returncode == 2
+    assert f"{config}: invalid value for `llm.max_tokens`" in result.stderr
+
+
+def test_bad_env_override_exits_2_naming_the_variable() -> None:
+    result = run_cli("--cpu-mock", "--check", env={"LLM_TP_SIZE": "many"})
+    assert result.returncode == 2
+    assert "environment variable LLM_TP_SIZE" in result.stderr
