@@ -11,13 +11,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from monolith.api import health, models
+from monolith.api import health, models, voice_ws
 from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.middleware import RequestContextMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
 from monolith.registry import Registry
 from monolith.scheduler.placement import Plan, build_plan, detect_inventory
+from monolith.voice.hub import SessionHub
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,14 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
         try:
             yield
         finally:
+            await app.state.voice.close_all()
             loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader
             await registry.close()
             log.info("shut down")
 
-    routes: Sequence[BaseRoute] = [*health.routes, *models.routes]
+    routes: Sequence[BaseRoute] = [*health.routes, *models.routes, *voice_ws.routes]
     app = Starlette(
         routes=list(routes),
         middleware=[Middleware(RequestContextMiddleware)],
@@ -52,4 +54,5 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     app.state.settings = settings
     app.state.registry = registry
     app.state.rag = None
+    app.state.voice = SessionHub(settings.voice.max_sessions)
     return app

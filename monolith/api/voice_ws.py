@@ -1,0 +1,138 @@
+"""`GET /v1/voice`: the WebSocket transport of a voice session. It only translates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from monolith.api.protocol import InputText, ResponseCancel, SessionClose, SessionUpdate, parse_client_message
+from monolith.config import Settings
+from monolith.errors import InvalidRequest, MonolithError
+from monolith.providers.llm import SamplingOptions
+from monolith.registry import Registry
+from monolith.voice.events import Event, error
+from monolith.voice.hub import SessionHub
+from monolith.voice.session import VoiceSession
+
+log = logging.getLogger(__name__)
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded
+
+
+class WebSocketSink:
+    """Serialises sends from the session's tasks; a vanished client is not an error for them."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.lock = asyncio.Lock()
+        self.gone = False
+
+    async def _send(self, message: dict[str, object]) -> None:
+        if self.gone:
+            return
+        async with self.lock:
+            try:
+                await self.ws.send(message)  # type: ignore[arg-type]
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.gone = True
+
+    async def send_event(self, message: Event) -> None:
+        await self._send({"type": "websocket.send", "text": json.dumps(message, ensure_ascii=False)})
+
+    async def send_audio(self, pcm: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": pcm})
+
+
+def _make_session(ws: WebSocket, sink: WebSocketSink) -> VoiceSession:
+    settings: Settings = ws.app.state.settings
+    registry: Registry = ws.app.state.registry
+    llm = settings.llm
+    return VoiceSession(
+        session_id=uuid.uuid4().hex[:16],
+        config=settings.voice,
+        llm=registry.llm, stt=registry.stt, tts=registry.tts,
+        sink=sink,
+        output_sample_rate=settings.tts.output_sample_rate,
+        sampling=SamplingOptions(max_tokens=llm.max_tokens, temperature=llm.temperature, top_p=llm.top_p),
+        default_voice=settings.tts.voice,
+        retriever=getattr(ws.app.state, "rag", None),
+    )
+
+
+async def voice_endpoint(ws: WebSocket) -> None:
+    hub: SessionHub = ws.app.state.voice
+    settings: Settings = ws.app.state.settings
+    await ws.accept()
+    if hub.full:
+        await ws.send_json(error("too_many_sessions", f"the server holds {hub.max_sessions} sessions already"))
+        await ws.close(CLOSE_TRY_AGAIN_LATER, reason="too many sessions")
+        return
+    sink = WebSocketSink(ws)
+    session = _make_session(ws, sink)
+    hub.add(session)
+    try:
+        try:
+            await session.start()
+        except MonolithError as exc:
+            await sink.send_event(error(exc.code or exc.type, exc.message))
+            await ws.close(1011, reason="session could not start")
+            return
+        await _receive_loop(ws, session, sink, settings)
+    finally:
+        await session.close()
+        hub.remove(session)
+        if ws.application_state == WebSocketState.CONNECTED and not sink.gone:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
+async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSink, settings: Settings) -> None:
+    voice = settings.voice
+    while True:
+        try:
+            message = await asyncio.wait_for(ws.receive(), timeout=voice.idle_timeout_s)
+        except TimeoutError:
+            if session.busy:
+                continue  # answering is not idling
+            await sink.send_event(error("idle_timeout", f"no input for {voice.idle_timeout_s:g} s"))
+            await ws.close(1000, reason="idle timeout")
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        try:
+            if message.get("bytes") is not None:
+                data: bytes = message["bytes"]
+                if len(data) > voice.max_frame_bytes:
+                    raise_frame_too_large(len(data), voice.max_frame_bytes)
+                await session.on_audio(data)
+            elif message.get("text") is not None:
+                if await _dispatch(session, message["text"]) == "close":
+                    await ws.close(1000, reason="session.close")
+                    return
+        except MonolithError as exc:
+            await sink.send_event(error(exc.code or exc.type, exc.message))
+
+
+def raise_frame_too_large(size: int, limit: int) -> None:
+    raise InvalidRequest(f"audio frame of {size} bytes is over the {limit}-byte limit", code="frame_too_large")
+
+
+async def _dispatch(session: VoiceSession, text: str) -> str | None:
+    msg = parse_client_message(text)
+    if isinstance(msg, SessionUpdate):
+        await session.update(msg.session)
+    elif isinstance(msg, InputText):
+        await session.on_text(msg.text)
+    elif isinstance(msg, ResponseCancel):
+        await session.cancel_response("client_cancel")
+    elif isinstance(msg, SessionClose):
+        return "close"
+    return None
+
+
+routes = [WebSocketRoute("/v1/voice", voice_endpoint)]

@@ -1,0 +1,1 @@
+"""Retrieval: the chunk store (SQLite), the vector index (FAISS), ingest, and the prompt hook."""

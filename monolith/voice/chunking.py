@@ -1,0 +1,72 @@
+"""Cut streaming LLM text into speakable chunks: sentence ends in Japanese and English.
+
+The first chunk has a lower length cap so the first audio starts sooner; later chunks can be
+longer (their audio queues behind what is already playing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HARD_ENDS = set("。！？!?\n")
+PAUSES = set("、，,；;：:")  # cut here first when a chunk runs long
+SPACES = set(" \t")
+
+
+@dataclass
+class SentenceChunker:
+    min_chars: int = 8
+    max_chars: int = 120
+    first_max_chars: int = 40
+    buffer: str = ""
+    emitted: int = 0
+    _out: list[str] = field(default_factory=list)
+
+    @property
+    def _limit(self) -> int:
+        return self.first_max_chars if self.emitted == 0 else self.max_chars
+
+    def push(self, text: str) -> list[str]:
+        """Add streamed text; return the chunks that are complete now."""
+        self.buffer += text
+        self._out = []
+        while self._cut_once():
+            pass
+        return self._out
+
+    def flush(self) -> str | None:
+        """The rest, at the end of the response."""
+        rest, self.buffer = self.buffer.strip(), ""
+        if rest:
+            self.emitted += 1
+        return rest or None
+
+    def _cut_once(self) -> bool:
+        end = self._sentence_end()
+        if end is not None:
+            return self._emit(end)
+        if len(self.buffer) > self._limit:
+            window = self.buffer[: self._limit]
+            for breaks in (PAUSES, SPACES):
+                cut = max((i for i, ch in enumerate(window) if ch in breaks and i + 1 >= self.min_chars), default=-1)
+                if cut >= 0:
+                    return self._emit(cut + 1)
+            return self._emit(self._limit)
+        return False
+
+    def _sentence_end(self) -> int | None:
+        """Index just past the first sentence end that leaves a chunk of at least min_chars."""
+        for i, ch in enumerate(self.buffer):
+            is_end = ch in HARD_ENDS
+            if ch == "." and i + 1 < len(self.buffer):
+                # "3.5" or "e.g" is not a sentence end; ". " is. A trailing "." waits for more text.
+                is_end = self.buffer[i + 1].isspace()
+            if is_end and len(self.buffer[: i + 1].strip()) >= self.min_chars:
+                return i + 1
+        return None
+
+    def _emit(self, end: int) -> bool:
+        chunk, self.buffer = self.buffer[:end].strip(), self.buffer[end:]
+        if chunk:
+            self._out.append(chunk)
+            self.emitted += 1
+        return True

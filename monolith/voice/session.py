@@ -1,0 +1,365 @@
+"""One voice session: audio in -> STT -> LLM -> sentence chunks -> TTS audio out, with barge-in.
+
+The transport feeds it (`on_audio`, `on_text`, `update`, `cancel_response`) and receives
+events and audio through an `OutputSink`; it never sees a WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from monolith import metrics
+from monolith.config import VoiceConfig
+from monolith.errors import InvalidRequest, MonolithError
+from monolith.logs import request_id_var
+from monolith.providers.llm import ChatMessage, LLMProvider, SamplingOptions
+from monolith.providers.stt import STTEvent, STTProvider, STTStream
+from monolith.providers.tts import TTSProvider
+from monolith.rag.passages import Passage, Retriever, context_message
+from monolith.voice.chunking import SentenceChunker
+from monolith.voice.events import PROTOCOL, Event, error, event
+from monolith.voice.timing import AudioClock, TurnTiming, now
+
+log = logging.getLogger(__name__)
+MIN_RATE, MAX_RATE = 8000, 48000
+
+
+class OutputSink(Protocol):
+    async def send_event(self, message: Event) -> None: ...
+
+    async def send_audio(self, pcm: bytes) -> None: ...
+
+
+@dataclass
+class SessionOptions:
+    """What `session.update` may change."""
+
+    input_sample_rate: int
+    voice: str
+    system_prompt: str
+    language: str
+    use_rag: bool
+
+
+@dataclass
+class Response:
+    id: str
+    user_text: str
+    timing: TurnTiming
+    text: str = ""
+    spoken: list[str] = field(default_factory=list)
+    sources: list[Passage] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+def join_chunks(chunks: list[str]) -> str:
+    out = ""
+    for chunk in chunks:
+        needs_space = out and out[-1].isascii() and not out[-1].isspace() and chunk[:1].isascii()
+        out += (" " if needs_space else "") + chunk
+    return out
+
+
+class VoiceSession:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        config: VoiceConfig,
+        llm: LLMProvider,
+        stt: STTProvider,
+        tts: TTSProvider,
+        sink: OutputSink,
+        output_sample_rate: int,
+        sampling: SamplingOptions,
+        default_voice: str = "default",
+        retriever: Retriever | None = None,
+    ) -> None:
+        self.id = session_id
+        self.config = config
+        self.llm, self.stt, self.tts = llm, stt, tts
+        self.sink = sink
+        self.output_sample_rate = output_sample_rate
+        self.sampling = sampling
+        self.retriever = retriever
+        self.options = SessionOptions(
+            input_sample_rate=config.input_sample_rate, voice=default_voice,
+            system_prompt=config.system_prompt, language=config.language, use_rag=config.use_rag,
+        )
+        self.history: list[ChatMessage] = []
+        self.clock = AudioClock()
+        self.stream: STTStream | None = None
+        self.stt_task: asyncio.Task[None] | None = None
+        self.barge_task: asyncio.Task[None] | None = None
+        self.response: Response | None = None
+        self.pending = TurnTiming()
+        self.turns = 0
+        self.closed = False
+
+    # --- transport-facing API --------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._open_stream()
+        await self.sink.send_event(event(
+            "session.created", session_id=self.id, protocol=PROTOCOL,
+            input_audio_format={"encoding": "pcm16le", "sample_rate": self.options.input_sample_rate, "channels": 1},
+            output_audio_format={"encoding": "pcm16le", "sample_rate": self.output_sample_rate, "channels": 1},
+            options=self._options_dict(),
+        ))
+
+    @property
+    def busy(self) -> bool:
+        return self.response is not None
+
+    async def on_audio(self, pcm: bytes) -> None:
+        if len(pcm) % 2:
+            raise InvalidRequest("audio frames are PCM16: an even number of bytes", code="invalid_audio")
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        self.clock.add(samples.size, self.options.input_sample_rate)
+        assert self.stream is not None
+        await self.stream.feed(samples)
+
+    async def on_text(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            raise InvalidRequest("input_text.text is empty", code="empty_text")
+        if len(text) > self.config.max_text_chars:
+            raise InvalidRequest(f"input_text.text is longer than {self.config.max_text_chars} characters", code="text_too_long")
+        await self.cancel_response("interrupted")
+        start = now()
+        await self._start_response(text, TurnTiming(speech_end=start, final=start))
+
+    async def update(self, changes: dict[str, object]) -> None:
+        """Apply session.update; every field is validated before anything changes."""
+        new = replace(self.options)
+        for key, value in changes.items():
+            if key == "input_sample_rate":
+                if not isinstance(value, int) or isinstance(value, bool) or not MIN_RATE <= value <= MAX_RATE:
+                    raise InvalidRequest(f"input_sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}", code="invalid_rate")
+                new.input_sample_rate = value
+            elif key == "voice":
+                if not isinstance(value, str) or value not in self.tts.voices():
+                    raise InvalidRequest(f"unknown voice {value!r}; available: {self.tts.voices()}", code="unknown_voice")
+                new.voice = value
+            elif key in ("system_prompt", "language"):
+                if not isinstance(value, str) or len(value) > self.config.max_text_chars:
+                    raise InvalidRequest(f"{key} must be a string of at most {self.config.max_text_chars} characters", code="invalid_value")
+                setattr(new, key, value)
+            elif key == "use_rag":
+                if not isinstance(value, bool):
+                    raise InvalidRequest("use_rag must be true or false", code="invalid_value")
+                new.use_rag = value
+            else:
+                raise InvalidRequest(f"session.update: unknown field {key!r}", code="unknown_field")
+        rate_changed = new.input_sample_rate != self.options.input_sample_rate
+        self.options = new
+        if rate_changed:
+            await self._open_stream()
+        await self.sink.send_event(event("session.updated", options=self._options_dict()))
+
+    async def cancel_response(self, reason: str) -> bool:
+        """Cancel the running response: abort the LLM request, stop TTS, keep what was heard."""
+        resp = self.response
+        if resp is None or resp.task is None or resp.task.done():
+            return False
+        self.response = None
+        started = now()
+        resp.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resp.task
+        spoken = join_chunks(resp.spoken)
+        self._remember(resp.user_text, spoken)
+        await self.sink.send_event(event("response.cancelled", response_id=resp.id, reason=reason, spoken_text=spoken))
+        metrics.TURNS.labels("cancelled").inc()
+        if reason == "barge_in":
+            metrics.BARGE_IN_LATENCY.observe(now() - started)
+        log.info("response cancelled", extra={"session_id": self.id, "response_id": resp.id, "reason": reason})
+        return True
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        resp, self.response = self.response, None
+        tasks = [t for t in (resp.task if resp else None, self.barge_task, self.stt_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if self.stream is not None:
+            await self.stream.close()
+
+    # --- STT side --------------------------------------------------------------------------
+
+    async def _open_stream(self) -> None:
+        if self.stt_task is not None:
+            self.stt_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.stt_task
+        if self.stream is not None:
+            await self.stream.close()
+        self.clock.reset()
+        self.stream = await self.stt.open_stream(sample_rate=self.options.input_sample_rate, request_id=self.id)
+        self.stt_task = asyncio.create_task(self._stt_loop(self.stream), name=f"stt-{self.id}")
+
+    async def _stt_loop(self, stream: STTStream) -> None:
+        try:
+            async for ev in stream.events():
+                await self._on_stt_event(ev)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("STT stream failed", extra={"session_id": self.id})
+            await self.sink.send_event(error("stt_failed", f"speech recognition failed: {exc}"))
+
+    async def _on_stt_event(self, ev: STTEvent) -> None:
+        if ev.kind == "speech_started":
+            self.pending = TurnTiming(speech_start=self.clock.received_at(ev.audio_ms))
+            await self.sink.send_event(event("speech.started", audio_ms=round(ev.audio_ms, 1)))
+            self._arm_barge_in(ev.audio_ms)
+        elif ev.kind == "speech_stopped":
+            self.pending.speech_end = self.clock.received_at(ev.audio_ms)
+            if self.barge_task is not None and not self.barge_task.done():
+                self.barge_task.cancel()  # too short to count as an interruption
+            await self.sink.send_event(event("speech.stopped", audio_ms=round(ev.audio_ms, 1)))
+        elif ev.kind == "partial":
+            if self.pending.first_partial is None:
+                self.pending.first_partial = now()
+            await self.sink.send_event(event("transcript.partial", text=ev.text))
+        elif ev.kind == "final":
+            timing, self.pending = self.pending, TurnTiming()
+            timing.final = now()
+            if timing.speech_end is None:
+                timing.speech_end = self.clock.received_at(ev.audio_ms)
+            await self.sink.send_event(event("transcript.final", text=ev.text))
+            if ev.text.strip():
+                await self.cancel_response("interrupted")
+                await self._start_response(ev.text.strip(), timing)
+
+    def _arm_barge_in(self, onset_ms: float) -> None:
+        if self.response is None:
+            return
+        heard_ms = self.clock.position_ms - onset_ms
+        wait_s = max(0.0, self.config.barge_in_min_speech_ms - heard_ms) / 1000
+
+        async def barge_in() -> None:
+            if wait_s:
+                await asyncio.sleep(wait_s)
+            await self.cancel_response("barge_in")
+
+        self.barge_task = asyncio.create_task(barge_in(), name=f"barge-in-{self.id}")
+
+    # --- response side -----------------------------------------------------------------------
+
+    async def _start_response(self, user_text: str, timing: TurnTiming) -> None:
+        self.turns += 1
+        resp = Response(id=f"{self.id}-{self.turns}", user_text=user_text, timing=timing)
+        self.response = resp
+        resp.task = asyncio.create_task(self._run_response(resp), name=f"response-{resp.id}")
+
+    async def _chat(self, resp: Response) -> list[ChatMessage]:
+        messages = [ChatMessage("system", self.options.system_prompt)]
+        if self.options.use_rag and self.retriever is not None:
+            try:
+                resp.sources = await self.retriever.search(resp.user_text)
+            except MonolithError as exc:
+                log.warning("retrieval skipped: %s", exc.message, extra={"session_id": self.id})
+            if resp.sources:
+                messages.append(ChatMessage("system", context_message(resp.sources)))
+        messages.extend(self.history)
+        messages.append(ChatMessage("user", resp.user_text))
+        return messages
+
+    async def _run_response(self, resp: Response) -> None:
+        request_id_var.set(resp.id)  # this task's own context: its logs and provider calls carry it
+        t = resp.timing
+        try:
+            messages = await self._chat(resp)
+            await self.sink.send_event(event("response.started", response_id=resp.id, user_text=resp.user_text))
+            chunks: asyncio.Queue[str | None] = asyncio.Queue()
+            speaker = asyncio.create_task(self._speak(resp, chunks), name=f"tts-{resp.id}")
+            try:
+                chunker = SentenceChunker(self.config.chunk_min_chars, self.config.chunk_max_chars, self.config.first_chunk_max_chars)
+                t.llm_request = now()
+                async for delta in self.llm.stream_chat(messages, self.sampling, request_id=resp.id):
+                    if not delta.text:
+                        continue
+                    t.llm_first_token = t.llm_first_token or now()
+                    resp.text += delta.text
+                    await self.sink.send_event(event("response.text.delta", response_id=resp.id, delta=delta.text))
+                    self._queue_chunks(chunker.push(delta.text), chunks, t)
+                rest = chunker.flush()
+                self._queue_chunks([rest] if rest else [], chunks, t)
+                chunks.put_nowait(None)
+                await speaker
+            finally:
+                if not speaker.done():
+                    speaker.cancel()
+                    with contextlib.suppress(BaseException):
+                        await speaker
+        except MonolithError as exc:
+            self.response = None if self.response is resp else self.response
+            metrics.TURNS.labels("failed").inc()
+            await self.sink.send_event(error(exc.code or exc.type, exc.message))
+            return
+        self.response = None if self.response is resp else self.response
+        spoken = join_chunks(resp.spoken)
+        self._remember(resp.user_text, spoken)
+        sources = [{"source": p.source, "score": round(p.score, 4), "text": p.text} for p in resp.sources]
+        await self.sink.send_event(event("response.done", response_id=resp.id, text=spoken, sources=sources))
+        await self._report(resp)
+
+    @staticmethod
+    def _queue_chunks(ready: list[str], chunks: asyncio.Queue[str | None], t: TurnTiming) -> None:
+        for chunk in ready:
+            t.first_chunk_ready = t.first_chunk_ready or now()
+            chunks.put_nowait(chunk)
+
+    async def _speak(self, resp: Response, chunks: asyncio.Queue[str | None]) -> None:
+        t = resp.timing
+        index = 0
+        while (chunk := await chunks.get()) is not None:
+            t.tts_request = t.tts_request or now()
+            started = False
+            async for pcm in self.tts.stream_pcm16(
+                chunk, voice=self.options.voice, request_id=f"{resp.id}-{index}",
+                sample_rate=self.output_sample_rate, first_in_response=index == 0,
+            ):
+                if t.tts_first_audio is None:
+                    t.tts_first_audio = now()
+                    await self.sink.send_event(event(
+                        "response.audio.started", response_id=resp.id, sample_rate=self.output_sample_rate,
+                    ))
+                if not started:
+                    resp.spoken.append(chunk)  # its audio is going out: it counts as heard
+                    started = True
+                await self.sink.send_audio(pcm)
+                t.audio_sent = t.audio_sent or now()
+            index += 1
+
+    def _remember(self, user_text: str, assistant_text: str) -> None:
+        self.history.append(ChatMessage("user", user_text))
+        if assistant_text:
+            self.history.append(ChatMessage("assistant", assistant_text))
+        keep = self.config.history_turns * 2
+        self.history = self.history[-keep:] if keep else []
+
+    async def _report(self, resp: Response) -> None:
+        figures = resp.timing.metrics()
+        metrics.TURNS.labels("completed").inc()
+        for stage in ("partial_ms", "final_ms", "llm_first_token_ms", "tts_start_ms", "pipeline_overhead_ms"):
+            value = figures[stage]
+            if value is not None:
+                metrics.TURN_LATENCY.labels(stage.removesuffix("_ms")).observe(value / 1000)
+        log.info("turn metrics", extra={"session_id": self.id, **figures})
+        await self.sink.send_event(event("turn.metrics", response_id=resp.id, **figures))
+
+    def _options_dict(self) -> dict[str, object]:
+        return dict(vars(self.options))
