@@ -1,0 +1,93 @@
+"""Write tiny models in the weights/ layout and a config.toml that serves them on CPU.
+
+    python scripts/make_tiny_weights.py DIR
+    python -m monolith --config DIR/config.toml
+
+Each engine's builder writes a random-weight (or package-shipped) model with that library's own
+classes into DIR/<provider> and returns the config keys that point at it. A provider without a
+builder yet is written as `provider = "mock"` with a comment saying so, so the config always
+serves. The tests use the same builders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROVIDERS = ("llm", "stt", "tts", "embedding")
+
+# provider -> builder(folder) -> the [section] keys for config.toml. Filled as each engine lands.
+Builder = Callable[[Path], dict[str, Any]]
+BUILDERS: dict[str, Builder] = {}
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def render_config(sections: dict[str, dict[str, Any]], notes: dict[str, str]) -> str:
+    lines = [
+        "# Written by scripts/make_tiny_weights.py: tiny models, nonsense output, real code paths.",
+        "# Paths are relative to this file's folder.",
+        "",
+        "[server]",
+        'log_format = "text"',
+        "",
+    ]
+    for name in PROVIDERS:
+        lines.append(f"[{name}]")
+        if name in notes:
+            lines.append(f"# {notes[name]}")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in sections[name].items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def make(root: Path, only: set[str] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    sections: dict[str, dict[str, Any]] = {}
+    notes: dict[str, str] = {}
+    for name in PROVIDERS:
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        base: dict[str, Any] = {"devices": "cpu"}
+        if name == "llm":
+            base["tensor_parallel_size"] = 1
+        builder = BUILDERS.get(name)
+        if builder is not None and (only is None or name in only):
+            sections[name] = {**base, **builder(folder)}
+        else:
+            sections[name] = {**base, "provider": "mock"}
+            notes[name] = "no tiny model is built for this engine yet: its mock serves"
+    config = root / "config.toml"
+    config.write_text(render_config(sections, notes), encoding="utf-8")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", type=Path, help="folder to write llm/ stt/ tts/ embedding/ and config.toml into")
+    parser.add_argument("--only", nargs="*", choices=PROVIDERS, help="build only these engines (the rest: mocks)")
+    args = parser.parse_args(argv)
+    config = make(args.dir, set(args.only) if args.only else None)
+    print(f"wrote {config}")
+    print(f"serve it: python -m monolith --config {config}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
