@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -16,6 +17,7 @@ from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.middleware import RequestContextMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
+from monolith.looplag import watch_loop_lag
 from monolith.registry import Registry
 from monolith.scheduler.placement import Plan, build_plan, detect_inventory
 from monolith.voice.hub import SessionHub
@@ -34,10 +36,12 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
         assert registry is not None
         loader = registry.start_loading()
         app.state.loader = loader
+        lag_watch = asyncio.create_task(watch_loop_lag(), name="monolith-loop-lag")
         try:
             yield
         finally:
             await app.state.voice.close_all()
+            lag_watch.cancel()
             loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader

@@ -29,3 +29,9 @@ BARGE_IN_LATENCY = Histogram(
     "From barge-in detection to response.cancelled sent",
     buckets=_LATENCY_BUCKETS,
 )
+LOOP_LAG = Histogram(
+    "monolith_event_loop_lag_seconds",
+    "How late the event loop woke up for a 10 ms timer",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
+)
+LOOP_LAG_MAX = Gauge("monolith_event_loop_lag_max_seconds", "Largest event loop lag seen")
