@@ -108,7 +108,10 @@ async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSin
             if message.get("bytes") is not None:
                 data: bytes = message["bytes"]
                 if len(data) > voice.max_frame_bytes:
-                    raise_frame_too_large(len(data), voice.max_frame_bytes)
+                    raise InvalidRequest(
+                        f"audio frame of {len(data)} bytes is over the {voice.max_frame_bytes}-byte limit",
+                        code="frame_too_large",
+                    )
                 await session.on_audio(data)
             elif message.get("text") is not None:
                 if await _dispatch(session, message["text"]) == "close":
@@ -116,10 +119,6 @@ async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSin
                     return
         except MonolithError as exc:
             await sink.send_event(error(exc.code or exc.type, exc.message))
-
-
-def raise_frame_too_large(size: int, limit: int) -> None:
-    raise InvalidRequest(f"audio frame of {size} bytes is over the {limit}-byte limit", code="frame_too_large")
 
 
 async def _dispatch(session: VoiceSession, text: str) -> str | None:

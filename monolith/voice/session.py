@@ -305,16 +305,21 @@ class VoiceSession:
                     with contextlib.suppress(BaseException):
                         await speaker
         except MonolithError as exc:
-            self.response = None if self.response is resp else self.response
+            self._release(resp)
             metrics.TURNS.labels("failed").inc()
             await self.sink.send_event(error(exc.code or exc.type, exc.message))
             return
-        self.response = None if self.response is resp else self.response
+        self._release(resp)
         spoken = join_chunks(resp.spoken)
         self._remember(resp.user_text, spoken)
         sources = [{"source": p.source, "score": round(p.score, 4), "text": p.text} for p in resp.sources]
         await self.sink.send_event(event("response.done", response_id=resp.id, text=spoken, sources=sources))
         await self._report(resp)
+
+    def _release(self, resp: Response) -> None:
+        """Forget `resp` as the running response, unless a newer one has replaced it."""
+        if self.response is resp:
+            self.response = None
 
     @staticmethod
     def _queue_chunks(ready: list[str], chunks: asyncio.Queue[str | None], t: TurnTiming) -> None:
