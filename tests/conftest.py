@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,12 @@ FAST_MOCKS = {
 }
 
 
+# Tests that want RAG turn it on with their own index; the rest never see the repo's data/.
+NO_RAG = {"MONOLITH_RAG__ENABLED": "false"}
+
+
 def make_settings(env: dict[str, str] | None = None, *, cpu_mock: bool = True, fast: bool = True) -> Settings:
-    merged = {**(FAST_MOCKS if fast else {}), **(env or {})}
+    merged = {**NO_RAG, **(FAST_MOCKS if fast else {}), **(env or {})}
     return load_settings(REPO / "config.toml", merged, cpu_mock=cpu_mock)
 
 
@@ -41,6 +46,17 @@ def real_llm_settings(env: dict[str, str] | None = None) -> Settings:
     base = {"MONOLITH_LLM__DEVICES": '"cpu"', "MONOLITH_LLM__TENSOR_PARALLEL_SIZE": "1"}
     base |= {f"MONOLITH_{n}__PROVIDER": '"mock"' for n in ("STT", "TTS", "EMBEDDING")}
     return make_settings({**base, **(env or {})}, cpu_mock=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scripts/make_tiny_weights.py's folder with every tiny engine built, once per test run."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_tiny_weights
+
+    root = tmp_path_factory.mktemp("tiny")
+    make_tiny_weights.make(root)
+    return root
 
 
 @pytest.fixture

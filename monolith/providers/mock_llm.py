@@ -27,10 +27,12 @@ class MockLLM(LLMProvider):
         self.active: set[str] = set()
         self.cancelled: list[str] = []
         self.completed: list[str] = []
+        self.last_messages: list[ChatMessage] = []  # what the last request saw (the prompt, for tests)
 
     async def stream_chat(
         self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str
     ) -> AsyncIterator[LLMChunk]:
+        self.last_messages = list(messages)
         user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         tokens = mock_tokens(user)
         prompt_tokens = sum(len(mock_tokens(m.content)) for m in messages)

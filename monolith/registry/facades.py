@@ -153,15 +153,38 @@ class EmbeddingFacade(EmbeddingProvider):
         super().__init__(model_id=slot.served_id)
         self.slot, self.wait_s = slot, wait_s
 
+    def _serving(self) -> EmbeddingProvider | None:
+        serving = self.slot.primary
+        return serving if isinstance(serving, EmbeddingProvider) else None
+
     @property
     def dimension(self) -> int:  # type: ignore[override]
-        serving = self.slot.primary
-        return serving.dimension if isinstance(serving, EmbeddingProvider) else 0
+        serving = self._serving()
+        return serving.dimension if serving is not None else 0
+
+    @property
+    def identity(self) -> str:
+        serving = self._serving()
+        return serving.identity if serving is not None else f"{self.model_id} (not loaded)"
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        serving = self._serving()
+        return serving.count_tokens(texts) if serving is not None else super().count_tokens(texts)
+
+    def decode_tokens(self, token_ids: Sequence[int]) -> str:
+        serving = self._serving()
+        if serving is None:
+            return super().decode_tokens(token_ids)
+        return serving.decode_tokens(token_ids)
 
     async def embed(self, texts: Sequence[str], *, kind: TextKind) -> np.ndarray:
-        async def call(p: Provider) -> np.ndarray:
+        vectors, _ = await self.embed_with_identity(texts, kind=kind)
+        return vectors
+
+    async def embed_with_identity(self, texts: Sequence[str], *, kind: TextKind) -> tuple[np.ndarray, str]:
+        async def call(p: Provider) -> tuple[np.ndarray, str]:
             assert isinstance(p, EmbeddingProvider)
-            return await p.embed(texts, kind=kind)
+            return await p.embed(texts, kind=kind), p.identity
 
         return await call_with_fallback(self.slot, self.wait_s, call)
 
