@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator
@@ -81,7 +82,13 @@ class VoiceClient:
 @pytest.fixture
 async def live(app_factory: AppFactory, request: pytest.FixtureRequest) -> AsyncIterator[LiveServer]:
     env = getattr(request, "param", None) or {}
-    app = app_factory(make_settings(env))
+    async with serve_live(app_factory(make_settings(env))) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def serve_live(app: Starlette) -> AsyncIterator[LiveServer]:
+    """uvicorn on a free loopback port, models loaded, stopped on exit."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws_max_size=1 << 24)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

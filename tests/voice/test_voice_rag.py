@@ -1,0 +1,51 @@
+"""A voice turn with RAG on: passages go into the prompt, their sources come back in response.done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monolith.app import create_app
+from monolith.providers.embedding import EmbeddingProvider
+from monolith.providers.llm import ChatMessage
+from monolith.rag.ingest import ingest
+from monolith.registry import Registry
+from monolith.scheduler.placement import Inventory, build_plan
+
+from ..conftest import make_settings
+from ..rag.conftest import CORPUS, target_for
+from .conftest import connect, serve_live
+
+
+async def test_voice_turn_with_rag_puts_passages_in_the_prompt_and_returns_sources(tmp_path: Path) -> None:
+    settings = make_settings({
+        "MONOLITH_RAG__ENABLED": "true",
+        "MONOLITH_RAG__INDEX_PATH": f'"{tmp_path / "index.bin"}"',
+        "MONOLITH_RAG__STORE_PATH": f'"{tmp_path / "chunks.sqlite3"}"',
+        "MONOLITH_RAG__TOP_K": "2",
+        "MONOLITH_VOICE__USE_RAG": "true",
+    })
+    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    async with serve_live(app) as live:
+        embedder = live.registry.slots["embedding"].primary  # --cpu-mock: the mock embedder
+        assert isinstance(embedder, EmbeddingProvider)
+        await ingest(CORPUS, target_for(settings), embedder)
+        await app.state.rag.reload()
+
+        client = await connect(live)
+        await client.send_json({"type": "input_text", "text": "東京タワーの高さは何メートルですか"})
+        done = await client.wait_for("response.done")
+        assert [s["source"] for s in done["sources"]][0] == "tokyo.md"
+        assert "333メートル" in done["sources"][0]["text"] and len(done["sources"]) == 2
+
+        prompt: list[ChatMessage] = live.registry.slots["llm"].primary.last_messages
+        context = [m for m in prompt if m.role == "system" and "reference passages" in m.content]
+        assert len(context) == 1 and "(tokyo.md)" in context[0].content and "333メートル" in context[0].content
+        assert prompt[-1] == ChatMessage("user", "東京タワーの高さは何メートルですか")
+
+        # Turned off for this session: no retrieval, no sources.
+        await client.send_json({"type": "session.update", "session": {"use_rag": False}})
+        await client.send_json({"type": "input_text", "text": "東京タワーの高さは何メートルですか"})
+        done = await client.wait_for("response.done")
+        assert done["sources"] == []
+        assert not any("reference passages" in m.content for m in live.registry.slots["llm"].primary.last_messages)
+        await client.ws.close()
