@@ -12,12 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from monolith.api import health, models, voice_ws
+from monolith.api import embeddings, health, models, rag, voice_ws
 from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.middleware import RequestContextMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
 from monolith.looplag import watch_loop_lag
+from monolith.rag.service import RagService
 from monolith.registry import Registry
 from monolith.scheduler.placement import Plan, build_plan, detect_inventory
 from monolith.voice.hub import SessionHub
@@ -34,7 +35,8 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert registry is not None
-        loader = registry.start_loading()
+        rag_service: RagService | None = app.state.rag
+        loader = asyncio.create_task(_load(registry.start_loading(), rag_service), name="monolith-load")
         app.state.loader = loader
         lag_watch = asyncio.create_task(watch_loop_lag(), name="monolith-loop-lag")
         try:
@@ -45,10 +47,14 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
             loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader
+            if rag_service is not None:
+                await rag_service.close()
             await registry.close()
             log.info("shut down")
 
-    routes: Sequence[BaseRoute] = [*health.routes, *models.routes, *voice_ws.routes]
+    routes: Sequence[BaseRoute] = [
+        *health.routes, *models.routes, *embeddings.routes, *rag.routes, *voice_ws.routes,
+    ]
     app = Starlette(
         routes=list(routes),
         middleware=[Middleware(RequestContextMiddleware)],
@@ -57,6 +63,25 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     )
     app.state.settings = settings
     app.state.registry = registry
-    app.state.rag = None
+    app.state.rag = build_rag(settings, registry)
     app.state.voice = SessionHub(settings.voice.max_sessions)
     return app
+
+
+async def _load(providers: asyncio.Task[None], rag: RagService | None) -> None:
+    """Providers and the RAG index load side by side; /ready waits for both."""
+    await asyncio.gather(providers, rag.start() if rag is not None else asyncio.sleep(0))
+
+
+def build_rag(settings: Settings, registry: Registry) -> RagService | None:
+    """The retriever over the configured index, fed by the registry's embedding provider."""
+    if not settings.rag.enabled:
+        return None
+    devices = registry.plan.assignments["embedding"].devices
+    return RagService(
+        settings.rag,
+        index_path=settings.resolve(settings.rag.index_path),
+        store_path=settings.resolve(settings.rag.store_path),
+        embedder=registry.embedding,
+        gpu_device=devices[0] if devices else None,
+    )

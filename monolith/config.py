@@ -146,6 +146,9 @@ class RAGConfig(_Section):
     index_path: str = "data/faiss/index.bin"
     store_path: str = "data/rag/chunks.sqlite3"
     index_type: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_search: int = Field(64, ge=1)
+    ivf_nprobe: int = Field(8, ge=1)
     use_gpu: bool = False
     top_k: int = Field(3, ge=1, le=100)
     min_score: float = -1.0

@@ -38,7 +38,8 @@ def readiness(request: Request) -> tuple[str, dict[str, Any]]:
         for name, s in registry.health().items()
     }
     failed = [n for n, p in providers.items() if p["state"] == "failed"]
-    if registry.loading or failed:
+    rag_status = rag.status() if rag is not None else {"enabled": False, "loaded": False}
+    if registry.loading or failed or rag_status.get("state") == "loading":
         status = "not_ready"
     elif warnings or any(p["is_mock"] or p["fallback_count"] or p["state"] == "swapping" for p in providers.values()):
         status = "degraded"
@@ -47,7 +48,7 @@ def readiness(request: Request) -> tuple[str, dict[str, Any]]:
     body: dict[str, Any] = {
         "status": status,
         "providers": providers,
-        "rag": rag.status() if rag is not None else {"enabled": False, "loaded": False},
+        "rag": rag_status,
         "warnings": warnings,
     }
     return status, body
