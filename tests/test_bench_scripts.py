@@ -23,3 +23,18 @@ def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
     for run in runs[:2]:
         assert run["figures"]["tts_start_ms"]["n"] == 2
         assert run["figures"]["barge_in_ms"]["n"] == 2
+
+
+def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "rag.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_rag.py", "--sizes", "300", "--queries", "5", "--ingest-chunks", "20",
+         "--callers", "4", "--requests", "2", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "micro-batched / one per request (throughput ratio)" in result.stdout
+    assert "300 chunks: hnsw / flat p50" in result.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures["search"]) == {"300/flat", "300/hnsw", "minilm_query_embed"}
+    assert figures["embedding"]["micro_batched"]["forward_passes"] < figures["embedding"]["one_per_request"]["forward_passes"]
