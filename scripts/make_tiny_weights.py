@@ -41,7 +41,17 @@ def build_embedding(folder: Path) -> dict[str, Any]:
     }
 
 
-BUILDERS: dict[str, Builder] = {"embedding": build_embedding}
+def build_stt(folder: Path) -> dict[str, Any]:
+    """A random-weight streaming zipformer2 transducer that the real OnlineRecognizer decodes
+    (silence decodes as blank, so endpointing works; speech becomes random kana)."""
+    import tiny_sherpa
+
+    target = folder / "streaming-zipformer-tiny"
+    tiny_sherpa.write_streaming_zipformer2(target)
+    return {"provider": "sherpa-onnx", "model": f"{folder.name}/{target.name}", "mode": "streaming", "num_threads": 1}
+
+
+BUILDERS: dict[str, Builder] = {"stt": build_stt, "embedding": build_embedding}
 
 
 def toml_value(value: Any) -> str:

@@ -92,3 +92,15 @@ def app_factory() -> AppFactory:
 async def client(app_factory: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with running(app_factory()) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def sherpa_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny streaming and offline sherpa-onnx transducers (scripts/tiny_sherpa.py), once per run."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import tiny_sherpa
+
+    root = tmp_path_factory.mktemp("sherpa")
+    tiny_sherpa.write_streaming_zipformer2(root / "streaming-zipformer-tiny")
+    tiny_sherpa.write_offline_transducer(root / "offline-transducer-tiny")
+    return {"streaming": root / "streaming-zipformer-tiny", "offline": root / "offline-transducer-tiny"}

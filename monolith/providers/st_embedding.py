@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monolith import metrics
 from monolith.config import EmbeddingConfig, Settings
 from monolith.providers.base import BlockingRunner
 from monolith.providers.batching import MicroBatcher
@@ -82,6 +83,7 @@ class STEmbedding(EmbeddingProvider):
         return np.stack(rows)
 
     async def _encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        metrics.EMBEDDING_BATCH_TEXTS.observe(len(texts))
         vectors = await self.runner.run(self._encode_blocking, texts)
         return list(vectors)
 

@@ -52,5 +52,11 @@ class STTProvider(Provider):
     async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
         """Whole-file recognition for the transcription API."""
 
+    async def transcribe_stream(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[str]:
+        """Whole-file recognition as text deltas (they concatenate to `transcribe`'s text)."""
+        text = await self.transcribe(samples, sample_rate)
+        if text:
+            yield text
+
     def live_streams(self) -> int:
         return 0

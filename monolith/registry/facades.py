@@ -142,6 +142,13 @@ class STTFacade(STTProvider):
 
         return await call_with_fallback(self.slot, self.wait_s, call)
 
+    def transcribe_stream(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[str]:
+        def call(p: Provider) -> AsyncIterator[str]:
+            assert isinstance(p, STTProvider)
+            return p.transcribe_stream(samples, sample_rate)
+
+        return stream_with_fallback(self.slot, self.wait_s, call)
+
     def live_streams(self) -> int:
         return sum(p.live_streams() for p in _providers(self.slot) if isinstance(p, STTProvider))
 

@@ -1,0 +1,323 @@
+"""The executor side: one recognizer for every session, decoded in batches.
+
+`OnlineEngine` (streaming models) feeds each stream's new audio to its sherpa-onnx stream and
+decodes every ready stream in one `decode_streams` call. `OfflineEngine` (non-streaming models)
+lets the VAD cut utterances; partials re-decode the growing utterance every
+`offline_partial_interval_ms`, finals decode the whole utterance, and all of them, across
+sessions, go through one `decode_streams` call per step.
+
+Every method here blocks and touches sherpa-onnx objects that are not thread safe: they run
+only on the STT executor, one call at a time (the decode loop's lock sees to it)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monolith import metrics
+from monolith.config import STTConfig
+from monolith.providers.sherpa_stt.vad import RATE, StreamVad, VadEvent
+from monolith.providers.stt import STTEvent
+
+# Zeros fed after a client's commit so a streaming model's last chunk (decode_chunk_len plus
+# its right context) is complete and decoded.
+FLUSH_PADDING_S = 0.8
+SLICE = int(0.32 * RATE)  # about one streaming-model chunk
+
+
+def join_texts(parts: Sequence[str]) -> str:
+    out = ""
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if out and out[-1].isascii() and out[-1].isalnum() and part[0].isascii():
+            out += " "
+        out += part
+    return out
+
+
+class Resampler:
+    """Client rate -> 16 kHz (the VAD's rate; sherpa-onnx resamples on to the model's own)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._stream: Any = None
+        if rate != RATE:
+            import soxr
+
+            self._stream = soxr.ResampleStream(rate, RATE, 1, dtype="float32")
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return np.asarray(samples, dtype=np.float32)
+        out: np.ndarray = self._stream.resample_chunk(np.asarray(samples, dtype=np.float32), last=last)
+        return out
+
+
+@dataclass
+class StreamState:
+    """What the executor keeps per voice session."""
+
+    resample: Resampler
+    vad: StreamVad
+    stream: Any = None  # sherpa_onnx.OnlineStream in streaming mode
+    samples: int = 0  # at 16 kHz, since the stream opened
+    last_text: str = ""
+    last_partial_at: int = 0
+    last_stop_ms: float = 0.0  # where the VAD last heard speech end
+    heard_speech: bool = False  # the VAD heard speech in the current utterance
+
+    @property
+    def position_ms(self) -> float:
+        return self.samples * 1000 / RATE
+
+
+def _vad_event(ev: VadEvent) -> STTEvent:
+    return STTEvent("speech_started" if ev.kind == "started" else "speech_stopped", audio_ms=ev.audio_ms)
+
+
+def _observe(batch: int, started: float) -> None:
+    metrics.STT_DECODE_SECONDS.observe(time.perf_counter() - started)
+    metrics.STT_BATCH_STREAMS.observe(batch)
+
+
+@dataclass
+class Engine:
+    recognizer: Any
+    config: STTConfig
+    vad_model: Path
+    batches: int = 0
+    decoded_streams: int = 0
+
+    def new_state(self, sample_rate: int) -> StreamState:
+        raise NotImplementedError
+
+    def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
+        raise NotImplementedError
+
+    def flush(self, state: StreamState) -> list[STTEvent]:
+        raise NotImplementedError
+
+    def transcription(self, samples: np.ndarray) -> Transcription:
+        """Whole audio at 16 kHz, decoded a piece per `advance` call (live streams go between)."""
+        raise NotImplementedError
+
+
+class Transcription:
+    def advance(self) -> list[str] | None:
+        """Decode the next piece; the utterance texts it completed, or None when all is done."""
+        raise NotImplementedError
+
+
+class OnlineEngine(Engine):
+    def new_state(self, sample_rate: int) -> StreamState:
+        return StreamState(Resampler(sample_rate), StreamVad(self.vad_model, self.config), self.recognizer.create_stream())
+
+    def _decode_ready(self, streams: list[Any]) -> None:
+        rec = self.recognizer
+        ready = [s for s in streams if rec.is_ready(s)]
+        while ready:
+            started = time.perf_counter()
+            rec.decode_streams(ready)
+            _observe(len(ready), started)
+            self.batches += 1
+            self.decoded_streams += len(ready)
+            ready = [s for s in ready if rec.is_ready(s)]
+
+    def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
+        # Audio goes in in slices of about one model chunk, with a batched decode and an endpoint
+        # check after each: a loop that fell behind must still end turns where they ended.
+        audio = [state.resample(samples) for state, samples in batch]
+        out: list[list[STTEvent]] = [[] for _ in batch]
+        rounds = max((math.ceil(x.size / SLICE) for x in audio), default=0)
+        for r in range(rounds):
+            fed = []
+            for i, (state, _) in enumerate(batch):
+                piece = audio[i][r * SLICE : (r + 1) * SLICE]
+                if piece.size:
+                    self._accept(state, piece, out[i])
+                    fed.append(i)
+            self._decode_ready([batch[i][0].stream for i in fed])
+            for i in fed:
+                self._results(batch[i][0], out[i])
+        return out
+
+    def _accept(self, state: StreamState, x: np.ndarray, events: list[STTEvent]) -> None:
+        for ev in state.vad.accept(x):
+            events.append(_vad_event(ev))
+            if ev.kind == "stopped":
+                state.last_stop_ms = ev.audio_ms
+            else:
+                state.heard_speech = True
+        state.stream.accept_waveform(RATE, x)
+        state.samples += x.size
+
+    def _results(self, state: StreamState, events: list[STTEvent]) -> None:
+        rec = self.recognizer
+        # Text only counts once the VAD has heard speech in this utterance: the model's first
+        # guesses may come earlier (clients expect speech.started first), and text that the
+        # VAD never heard as speech (a door, music) is noise, not a turn.
+        text = rec.get_result(state.stream).strip() if state.heard_speech else ""
+        if text and text != state.last_text:
+            events.append(STTEvent("partial", text, audio_ms=state.position_ms))
+        state.last_text = text
+        if rec.is_endpoint(state.stream):
+            state.heard_speech = state.vad.in_speech
+            if text:
+                # end of speech as the VAD heard it; the model's endpoint comes later
+                end = state.position_ms if state.vad.in_speech else state.last_stop_ms
+                events.append(STTEvent("final", text, audio_ms=end))
+            rec.reset(state.stream)
+            state.last_text = ""
+
+    def flush(self, state: StreamState) -> list[STTEvent]:
+        events: list[STTEvent] = []
+        stopped = state.vad.finish()
+        if stopped is not None:
+            events.append(_vad_event(stopped))
+        state.stream.accept_waveform(RATE, np.zeros(int(FLUSH_PADDING_S * RATE), dtype=np.float32))
+        self._decode_ready([state.stream])
+        text = self.recognizer.get_result(state.stream).strip()
+        if text and state.heard_speech:
+            events.append(STTEvent("final", text, audio_ms=state.position_ms))
+        self.recognizer.reset(state.stream)
+        state.last_text, state.heard_speech = "", False
+        return events
+
+    def transcription(self, samples: np.ndarray) -> Transcription:
+        return _OnlineTranscription(self, samples)
+
+
+class _OnlineTranscription(Transcription):
+    PIECE_S = 5.0  # per advance call
+    STEP_S = 1.0  # endpoint checks split long audio into utterances
+
+    def __init__(self, engine: OnlineEngine, samples: np.ndarray) -> None:
+        self.engine = engine
+        self.stream = engine.recognizer.create_stream()
+        self.audio = np.concatenate([samples, np.zeros(int(FLUSH_PADDING_S * RATE), dtype=np.float32)])
+        self.offset = 0
+        self.done = False
+
+    def advance(self) -> list[str] | None:
+        if self.done:
+            return None
+        rec, texts = self.engine.recognizer, []
+        end = min(self.audio.size, self.offset + int(self.PIECE_S * RATE))
+        step = int(self.STEP_S * RATE)
+        for i in range(self.offset, end, step):
+            self.stream.accept_waveform(RATE, self.audio[i : min(i + step, end)])
+            self.engine._decode_ready([self.stream])
+            if rec.is_endpoint(self.stream):
+                texts.append(rec.get_result(self.stream).strip())
+                rec.reset(self.stream)
+        self.offset = end
+        if end >= self.audio.size:
+            self.stream.input_finished()
+            self.engine._decode_ready([self.stream])
+            texts.append(rec.get_result(self.stream).strip())
+            self.done = True
+        return [t for t in texts if t]
+
+
+class OfflineEngine(Engine):
+    def new_state(self, sample_rate: int) -> StreamState:
+        return StreamState(Resampler(sample_rate), StreamVad(self.vad_model, self.config))
+
+    def _decode(self, segments: list[np.ndarray]) -> list[str]:
+        if not segments:
+            return []
+        rec = self.recognizer
+        streams = []
+        for audio in segments:
+            stream = rec.create_stream()
+            stream.accept_waveform(RATE, audio)
+            streams.append(stream)
+        started = time.perf_counter()
+        rec.decode_streams(streams)
+        _observe(len(streams), started)
+        self.batches += 1
+        self.decoded_streams += len(streams)
+        return [s.result.text.strip() for s in streams]
+
+    def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
+        interval = int(self.config.offline_partial_interval_ms * RATE / 1000)
+        out: list[list[STTEvent | int]] = []
+        due: list[tuple[StreamState, np.ndarray, str, float]] = []  # state, audio, kind, audio_ms
+        for state, audio in batch:
+            events: list[STTEvent | int] = []
+            x = state.resample(audio)
+            state.samples += x.size
+            for ev in state.vad.accept(x) if x.size else []:
+                events.append(_vad_event(ev))
+                if ev.kind == "started":
+                    state.last_partial_at = state.samples
+                elif ev.segment is not None and ev.segment.size:
+                    events.append(len(due))  # the final goes here once decoded
+                    due.append((state, ev.segment, "final", ev.audio_ms))
+            if state.vad.in_speech and state.samples - state.last_partial_at >= interval:
+                state.last_partial_at = state.samples
+                events.append(len(due))
+                due.append((state, state.vad.current_audio(), "partial", state.position_ms))
+            out.append(events)
+        texts = self._decode([audio for _, audio, _, _ in due])
+        results: list[list[STTEvent]] = []
+        for (state, _), events in zip(batch, out, strict=True):
+            resolved: list[STTEvent] = []
+            for item in events:
+                if isinstance(item, STTEvent):
+                    resolved.append(item)
+                    continue
+                _, _, kind, audio_ms = due[item]
+                text = texts[item]
+                if kind == "final":
+                    if text:
+                        resolved.append(STTEvent("final", text, audio_ms=audio_ms))
+                    state.last_text = ""
+                elif text and text != state.last_text:
+                    resolved.append(STTEvent("partial", text, audio_ms=audio_ms))
+                    state.last_text = text
+            results.append(resolved)
+        return results
+
+    def flush(self, state: StreamState) -> list[STTEvent]:
+        stopped = state.vad.finish()
+        if stopped is None or stopped.segment is None or not stopped.segment.size:
+            return []
+        events = [_vad_event(stopped)]
+        text = self._decode([stopped.segment])[0]
+        if text:
+            events.append(STTEvent("final", text, audio_ms=stopped.audio_ms))
+        state.last_text = ""
+        return events
+
+    def transcription(self, samples: np.ndarray) -> Transcription:
+        return _OfflineTranscription(self, samples)
+
+
+class _OfflineTranscription(Transcription):
+    SEGMENTS_PER_CALL = 4
+
+    def __init__(self, engine: OfflineEngine, samples: np.ndarray) -> None:
+        self.engine = engine
+        self.samples = samples
+        self.segments: list[np.ndarray] | None = None
+
+    def advance(self) -> list[str] | None:
+        if self.segments is None:  # the VAD pass is fast (seconds of audio per ms)
+            vad = StreamVad(self.engine.vad_model, self.engine.config)
+            found = [ev.segment for ev in vad.accept(self.samples) if ev.kind == "stopped" and ev.segment is not None]
+            tail = vad.finish()
+            if tail is not None and tail.segment is not None:
+                found.append(tail.segment)
+            self.segments = [s for s in found if s.size]
+        if not self.segments:
+            return None
+        batch, self.segments = self.segments[: self.SEGMENTS_PER_CALL], self.segments[self.SEGMENTS_PER_CALL :]
+        return [t for t in self.engine._decode(batch) if t]

@@ -1,0 +1,164 @@
+"""Find a sherpa-onnx model's files, decide streaming vs offline, and build the recognizer."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from monolith.config import STTConfig
+
+Mode = Literal["streaming", "offline"]
+ModelType = Literal["transducer", "zipformer2_ctc", "paraformer", "nemo_ctc"]
+
+
+class ModelFilesError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    folder: Path
+    mode: Mode
+    model_type: ModelType
+    tokens: Path
+    encoder: Path | None = None
+    decoder: Path | None = None
+    joiner: Path | None = None
+    ctc_model: Path | None = None
+
+
+def _pick(folder: Path, configured: str, stem: str) -> Path | None:
+    """The configured file, else `<stem>*.onnx` (the fp32 one when an int8 sits beside it)."""
+    if configured:
+        path = folder / configured
+        if not path.is_file():
+            raise ModelFilesError(f"{path} does not exist")
+        return path
+    found = sorted(folder.glob(f"{stem}*.onnx"))
+    if not found:
+        return None
+    full = [p for p in found if ".int8." not in p.name]
+    return (full or found)[0]
+
+
+def _encoder_metadata(path: Path) -> dict[str, str]:
+    if importlib.util.find_spec("onnx") is None:
+        return {}
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def discover(folder: Path, config: STTConfig) -> ModelFiles:
+    if not folder.is_dir():
+        raise ModelFilesError(f"STT model folder {folder} does not exist")
+    tokens = folder / (config.tokens or "tokens.txt")
+    if not tokens.is_file():
+        raise ModelFilesError(f"{tokens} does not exist (every sherpa-onnx model has a tokens.txt)")
+    encoder = _pick(folder, config.encoder, "encoder")
+    decoder = _pick(folder, config.decoder, "decoder")
+    joiner = _pick(folder, config.joiner, "joiner")
+    ctc = _pick(folder, config.ctc_model, "model")
+    model_type: ModelType
+    if config.model_type != "auto":
+        model_type = config.model_type
+    elif encoder and decoder and joiner:
+        model_type = "transducer"
+    elif encoder and decoder:
+        model_type = "paraformer"
+    elif ctc:
+        model_type = "zipformer2_ctc"
+    else:
+        raise ModelFilesError(
+            f"{folder}: no encoder/decoder/joiner*.onnx (transducer), encoder/decoder (paraformer) "
+            "or model*.onnx (CTC) found; set stt.encoder/decoder/joiner or stt.ctc_model"
+        )
+    mode: Mode
+    if config.mode != "auto":
+        mode = config.mode
+    else:
+        # Streaming zipformer encoders carry their chunk size; offline ones do not.
+        meta = _encoder_metadata(encoder) if encoder else {}
+        streaming_hint = "decode_chunk_len" in meta or "streaming" in folder.name.lower()
+        mode = "streaming" if streaming_hint else "offline"
+    needed = {"transducer": (encoder, decoder, joiner), "paraformer": (encoder, decoder)}.get(model_type, (ctc,))
+    if any(p is None for p in needed):
+        raise ModelFilesError(f"{folder}: a {model_type} model needs files that are missing")
+    return ModelFiles(folder, mode, model_type, tokens, encoder, decoder, joiner, ctc)
+
+
+def _s(path: Path | None) -> str:
+    assert path is not None
+    return str(path)
+
+
+def build_online(files: ModelFiles, config: STTConfig, provider: str, device: int) -> Any:
+    import sherpa_onnx
+
+    common: dict[str, Any] = {
+        "tokens": str(files.tokens),
+        "num_threads": config.num_threads,
+        "sample_rate": config.sample_rate,
+        "feature_dim": config.feature_dim,
+        "enable_endpoint_detection": True,
+        "rule1_min_trailing_silence": config.endpoint_no_speech_silence_ms / 1000,
+        "rule2_min_trailing_silence": config.endpoint_trailing_silence_ms / 1000,
+        "rule3_min_utterance_length": config.max_utterance_s,
+        "decoding_method": config.decoding_method,
+        "provider": provider,
+        "device": device,
+    }
+    cls = sherpa_onnx.OnlineRecognizer
+    if files.model_type == "transducer":
+        extra: dict[str, Any] = {}
+        if config.hotwords_file:
+            extra = {"hotwords_file": config.hotwords_file, "hotwords_score": config.hotwords_score}
+        return cls.from_transducer(
+            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **extra
+        )
+    if files.model_type == "paraformer":
+        return cls.from_paraformer(encoder=_s(files.encoder), decoder=_s(files.decoder), **common)
+    if files.model_type == "nemo_ctc":
+        return cls.from_nemo_ctc(model=_s(files.ctc_model), **common)
+    return cls.from_zipformer2_ctc(model=_s(files.ctc_model), **common)
+
+
+def build_offline(files: ModelFiles, config: STTConfig, provider: str) -> Any:
+    """sherpa-onnx's offline constructors take no device index: CUDA runs on the first GPU the
+    process sees (the provider warns when the placement names another one)."""
+    import sherpa_onnx
+
+    common: dict[str, Any] = {
+        "tokens": str(files.tokens),
+        "num_threads": config.num_threads,
+        "sample_rate": config.sample_rate,
+        "feature_dim": config.feature_dim,
+        "decoding_method": config.decoding_method,
+        "provider": provider,
+    }
+    cls = sherpa_onnx.OfflineRecognizer
+    if files.model_type == "transducer":
+        extra: dict[str, Any] = {}
+        if config.hotwords_file:
+            extra = {"hotwords_file": config.hotwords_file, "hotwords_score": config.hotwords_score}
+        return cls.from_transducer(
+            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **extra
+        )
+    if files.model_type == "paraformer":
+        return cls.from_paraformer(paraformer=_s(files.encoder), **common)
+    if files.model_type == "nemo_ctc":
+        return cls.from_nemo_ctc(model=_s(files.ctc_model), **common)
+    return cls.from_zipformer_ctc(model=_s(files.ctc_model), **common)
+
+
+def sherpa_has_cuda() -> bool:
+    """The PyPI wheel bundles a CPU-only onnxruntime and silently falls back to CPU when asked
+    for CUDA; a CUDA build ships onnxruntime's CUDA provider library beside it."""
+    spec = importlib.util.find_spec("sherpa_onnx")
+    if spec is None or spec.origin is None:
+        return False
+    lib = Path(spec.origin).parent / "lib"
+    return any(lib.glob("libonnxruntime_providers_cuda*"))

@@ -1,0 +1,124 @@
+"""sherpa-onnx speech recognition in-process: one recognizer, one stream per session, one
+batched decode loop, Silero VAD per stream. Streaming (OnlineRecognizer) or VAD-segmented
+offline (OfflineRecognizer) mode, chosen by the model."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+
+from monolith.config import Settings, STTConfig
+from monolith.providers.base import BlockingRunner
+from monolith.providers.sherpa_stt.engines import Engine, OfflineEngine, OnlineEngine, Resampler, join_texts
+from monolith.providers.sherpa_stt.live import DecodeLoop
+from monolith.providers.sherpa_stt.models import ModelFiles, build_offline, build_online, discover, sherpa_has_cuda
+from monolith.providers.sherpa_stt.vad import RATE, resolve_vad_model
+from monolith.providers.stt import STTProvider, STTStream
+
+log = logging.getLogger(__name__)
+
+
+class SherpaSTT(STTProvider):
+    backend = "sherpa-onnx"
+
+    def __init__(
+        self,
+        config: STTConfig,
+        *,
+        settings: Settings | None = None,
+        model_path: str,
+        model_id: str,
+        runner: BlockingRunner | None = None,
+        devices: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(model_id=model_id, model_path=model_path, runner=runner)
+        self.config = config
+        self.settings = settings
+        self.devices = devices
+        self.files: ModelFiles | None = None
+        self.engine: Engine | None = None
+        self.loop: DecodeLoop | None = None
+        self.onnx_provider = "cpu"
+        self._warnings: list[str] = []
+
+    @property
+    def mode(self) -> str:
+        return self.files.mode if self.files is not None else self.config.mode
+
+    def _placement(self) -> tuple[str, int]:
+        wanted = self.config.onnx_provider
+        if wanted == "auto":
+            wanted = "cuda" if self.devices else "cpu"
+        device = self.devices[0] if self.devices else 0
+        if wanted == "cuda" and not sherpa_has_cuda():
+            # The PyPI wheel would log "Fallback to cpu!" and carry on; say it where people look.
+            self._warnings.append(
+                f"sherpa-onnx in this install has no CUDA support (the PyPI wheel is CPU-only): "
+                f"STT runs on cpu, not cuda:{device}; install sherpa-onnx's CUDA build (see Dockerfile.cuda)"
+            )
+            return "cpu", device
+        return wanted, device
+
+    def _load_blocking(self) -> Engine:
+        resolve = self.settings.resolve if self.settings is not None else Path
+        vad_model = resolve_vad_model(self.config, resolve)
+        self.files = discover(Path(self.model_path), self.config)
+        provider, device = self._placement()
+        self.onnx_provider = provider
+        if self.files.mode == "streaming":
+            return OnlineEngine(build_online(self.files, self.config, provider, device), self.config, vad_model)
+        if provider == "cuda" and device != 0:
+            self._warnings.append(
+                f"sherpa-onnx's OfflineRecognizer takes no device index: it runs on the first visible GPU, "
+                f"not cuda:{device}"
+            )
+        return OfflineEngine(build_offline(self.files, self.config, provider), self.config, vad_model)
+
+    async def load(self) -> None:
+        start = time.perf_counter()
+        self.engine = await self.runner.run(self._load_blocking)
+        self.loop = DecodeLoop(self.engine, self.runner, self.config.decode_interval_ms / 1000)
+        self.loop.start()
+        assert self.files is not None
+        log.info(
+            "stt loaded",
+            extra={"model": self.model_path, "mode": self.files.mode, "model_type": self.files.model_type,
+                   "onnx_provider": self.onnx_provider, "load_s": round(time.perf_counter() - start, 3)},
+        )
+
+    async def warmup(self) -> None:
+        await self.transcribe(np.zeros(RATE // 2, dtype=np.float32), RATE)
+
+    async def close(self) -> None:
+        if self.loop is not None:
+            await self.loop.stop()
+
+    def _live(self) -> DecodeLoop:
+        if self.loop is None:
+            raise RuntimeError("STT is not loaded")
+        return self.loop
+
+    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+        return await self._live().open(sample_rate, request_id)
+
+    async def transcribe_stream(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[str]:
+        audio = await asyncio.to_thread(Resampler(sample_rate), samples, True)
+        said = ""
+        async for text in self._live().transcribe(audio):
+            joined = join_texts([said, text])
+            delta, said = joined[len(said) :], joined
+            yield delta
+
+    async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+        return "".join([delta async for delta in self.transcribe_stream(samples, sample_rate)])
+
+    def live_streams(self) -> int:
+        return len(self.loop.streams) if self.loop is not None else 0
+
+    def health_warnings(self) -> list[str]:
+        return list(self._warnings)
