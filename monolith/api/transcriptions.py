@@ -1,0 +1,94 @@
+"""`POST /v1/audio/transcriptions`, OpenAI-compatible: a multipart upload in, text out.
+
+`response_format` json (default), text or verbose_json; `stream=true` answers with
+server-sent events `transcript.text.delta` per recognized utterance, then `transcript.text.done`,
+as the OpenAI API does. `language`, `prompt` and `temperature` are accepted and not used."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from monolith.api.audio_input import decode_audio
+from monolith.api.models import resolve_model
+from monolith.config import Settings
+from monolith.errors import InvalidRequest, MonolithError, PayloadTooLarge
+from monolith.registry import Registry
+
+FORMATS = ("json", "text", "verbose_json")
+
+
+async def _upload(request: Request, settings: Settings) -> tuple[bytes, dict[str, str]]:
+    limit = int(settings.stt.max_upload_mb * 1024 * 1024)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise PayloadTooLarge(f"upload is larger than {settings.stt.max_upload_mb:g} MB (stt.max_upload_mb)")
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidRequest("send the audio as multipart/form-data with a `file` field", code="invalid_content_type")
+    try:
+        form = await request.form(max_part_size=limit)
+    except Exception as exc:  # the multipart parser's own errors (malformed body, part too big)
+        raise InvalidRequest(f"could not read the multipart body: {exc}", code="invalid_multipart") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest("the `file` field (the audio) is missing", param="file")
+    data = await upload.read()
+    if len(data) > limit:
+        raise PayloadTooLarge(f"upload is larger than {settings.stt.max_upload_mb:g} MB (stt.max_upload_mb)")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return data, fields
+
+
+async def create_transcription(request: Request) -> Response:
+    registry: Registry = request.app.state.registry
+    settings: Settings = request.app.state.settings
+    data, fields = await _upload(request, settings)
+    resolve_model(registry, "stt", fields.get("model"))
+    fmt = fields.get("response_format", "json")
+    if fmt not in FORMATS:
+        raise InvalidRequest(f"response_format {fmt!r} is not supported; use one of {', '.join(FORMATS)}",
+                             param="response_format")
+    stream = fields.get("stream", "false").lower() in ("true", "1")
+    # Decoding an MP3 of minutes takes a while: never on the event loop.
+    samples, rate = await asyncio.to_thread(decode_audio, data, max_seconds=settings.stt.max_transcription_s)
+    duration = samples.size / rate
+    deltas = registry.stt.transcribe_stream(samples, rate)
+    if stream:
+        return StreamingResponse(_sse(deltas), media_type="text/event-stream")
+    text = "".join([d async for d in deltas])
+    if fmt == "text":
+        return PlainTextResponse(text + "\n")
+    body: dict[str, Any] = {"text": text}
+    if fmt == "verbose_json":
+        body = {
+            "task": "transcribe", "language": settings.voice.language, "duration": round(duration, 3), "text": text,
+            "segments": [{"id": 0, "start": 0.0, "end": round(duration, 3), "text": text}] if text else [],
+        }
+    return JSONResponse(body)
+
+
+def _event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+async def _sse(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+    text = ""
+    try:
+        async for delta in deltas:
+            text += delta
+            yield _event({"type": "transcript.text.delta", "delta": delta})
+    except MonolithError as exc:  # headers are gone: the error travels as an event
+        yield _event({"type": "error", **exc.to_dict()})
+        return
+    yield _event({"type": "transcript.text.done", "text": text})
+
+
+routes = [Route("/v1/audio/transcriptions", create_transcription, methods=["POST"])]
