@@ -38,3 +38,16 @@ def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert set(figures["search"]) == {"300/flat", "300/hnsw", "minilm_query_embed"}
     assert figures["embedding"]["micro_batched"]["forward_passes"] < figures["embedding"]["one_per_request"]["forward_passes"]
+
+
+def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path) -> None:
+    out = tmp_path / "stt.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--layers", "1",
+         "--width", "64", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "batched / one per stream (throughput ratio)" in result.stdout
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"1", "2"} and runs["2"]["batched"]["rtf"] > 0
