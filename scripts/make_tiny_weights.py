@@ -51,7 +51,21 @@ def build_stt(folder: Path) -> dict[str, Any]:
     return {"provider": "sherpa-onnx", "model": f"{folder.name}/{target.name}", "mode": "streaming", "num_threads": 1}
 
 
-BUILDERS: dict[str, Builder] = {"stt": build_stt, "embedding": build_embedding}
+def build_llm(folder: Path) -> dict[str, Any]:
+    """A random-weight 2-layer Llama with a locally trained tokenizer: the real vLLM engine serves
+    it on CPU (nonsense text, real streaming, abort and batching)."""
+    import tiny_llm
+
+    target = folder / "tiny-llama"
+    if not (target / "config.json").exists():
+        tiny_llm.write_tiny_llama(target)
+    return {
+        "provider": "vllm", "model": f"{folder.name}/{target.name}", "max_model_len": 1024, "max_num_seqs": 16,
+        "max_tokens": 64, "engine_args": {"enforce_eager": True},
+    }
+
+
+BUILDERS: dict[str, Builder] = {"llm": build_llm, "stt": build_stt, "embedding": build_embedding}
 
 
 def toml_value(value: Any) -> str:

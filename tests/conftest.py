@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from starlette.applications import Starlette
 
 from monolith.app import create_app
@@ -104,3 +105,50 @@ def sherpa_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tiny_sherpa.write_streaming_zipformer2(root / "streaming-zipformer-tiny")
     tiny_sherpa.write_offline_transducer(root / "offline-transducer-tiny")
     return {"streaming": root / "streaming-zipformer-tiny", "offline": root / "offline-transducer-tiny"}
+
+
+FINAL_ONLY_SCRIPT = ["<|channel|>", "final", "<|message|>", "Hello there.", "<|return|>"]
+
+
+@pytest.fixture(scope="session")
+def llm_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny Llama (chat template) and a bigram-scripted tiny gpt-oss (harmony), once per run."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import tiny_llm
+
+    root = tmp_path_factory.mktemp("llm")
+    return {
+        "llama": tiny_llm.write_tiny_llama(root / "tiny-llama"),
+        "gpt-oss": tiny_llm.write_tiny_gpt_oss(root / "tiny-gpt-oss", FINAL_ONLY_SCRIPT),
+    }
+
+
+def vllm_config(model: Path, **overrides: Any) -> Any:
+    from monolith.config import LLMConfig
+
+    base: dict[str, Any] = {
+        "model": str(model), "devices": "cpu", "tensor_parallel_size": 1, "max_model_len": 512,
+        "max_num_seqs": 8, "max_tokens": 32, "temperature": 0.0, "engine_args": {"enforce_eager": True},
+    }
+    return LLMConfig(**{**base, **overrides})
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def llama_engine(llm_models: dict[str, Path]) -> AsyncIterator[Any]:
+    """One real vLLM engine (tiny Llama on CPU) shared by every test that needs it."""
+    from monolith.providers.vllm_llm import VLLMProvider
+
+    provider = VLLMProvider(vllm_config(llm_models["llama"]), model_path=str(llm_models["llama"]), model_id="tiny-llama")
+    await provider.load()
+    await provider.warmup()
+    yield provider
+    await provider.close()
+
+
+# The tiny config serves chat from the real vLLM engine; tests about other providers mock the
+# LLM (one engine start, ~10 s, is shared through `llama_engine` by the tests that want it).
+MOCK_LLM = {"MONOLITH_LLM__PROVIDER": '"mock"'}
+
+
+def load_tiny(tiny_root: Path, env: dict[str, str] | None = None) -> Settings:
+    return load_settings(tiny_root / "config.toml", {**MOCK_LLM, **(env or {})})

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from monolith.config import MockLLMConfig, Settings
-from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
+from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
 from monolith.providers.mock_llm import MockLLM
 
 
@@ -56,3 +56,21 @@ def llm_builder(fake: FakeRealLLM):  # type: ignore[no-untyped-def]
         return fake
 
     return build
+
+
+class SharedLLM(LLMProvider):
+    """An already-loaded provider lent to one app after another (one vLLM engine start per test
+    run instead of one per app): load and close are the lender's business."""
+
+    def __init__(self, inner: LLMProvider) -> None:
+        super().__init__(model_id=inner.model_id, model_path=inner.model_path)
+        self.inner = inner
+        self.backend = inner.backend  # type: ignore[misc]
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str
+    ) -> AsyncIterator[LLMChunk]:
+        return self.inner.stream_chat(messages, options, request_id=request_id)
+
+    def running_requests(self) -> int:
+        return self.inner.running_requests()

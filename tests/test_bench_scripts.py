@@ -51,3 +51,15 @@ def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path) -> None:
     assert "batched / one per stream (throughput ratio)" in result.stdout
     runs = json.loads(out.read_text())["runs"]
     assert set(runs) == {"1", "2"} and runs["2"]["batched"]["rtf"] > 0
+
+
+def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
+    out = tmp_path / "llm.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_llm.py", "--streams", "2", "--tokens", "8", "--rounds", "1", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "in-process / server: TTFT p50" in result.stdout
+    figures = json.loads(out.read_text())
+    assert figures["in_process"]["2"]["tokens_per_s"] > 0 and figures["server"]["2"]["tokens_per_s"] > 0

@@ -25,6 +25,8 @@ class SamplingOptions:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    reasoning_effort: str | None = None  # gpt-oss: low/medium/high; None = the configured one
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks)
 
 
 @dataclass(frozen=True)

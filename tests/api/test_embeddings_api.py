@@ -12,16 +12,15 @@ import openai
 import pytest
 
 from monolith.app import create_app
-from monolith.config import load_settings
 from monolith.registry import Registry
 from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import running
+from ..conftest import load_tiny, running
 
 
 @pytest.fixture
 async def client(tiny_root: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = load_settings(tiny_root / "config.toml", {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_EMBEDDING__MAX_INPUTS": "8"})
+    settings = load_tiny(tiny_root, {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_EMBEDDING__MAX_INPUTS": "8"})
     app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
     async with running(app) as c:
         assert app.state.registry.health()["embedding"]["provider"] == "sentence-transformers"
@@ -98,8 +97,8 @@ async def test_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
 
 
 async def test_input_type_query_adds_the_configured_prefix(tiny_root: Path) -> None:
-    settings = load_settings(
-        tiny_root / "config.toml",
+    settings = load_tiny(
+        tiny_root,
         {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_EMBEDDING__QUERY_PREFIX": '"query: "'},
     )
     app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))

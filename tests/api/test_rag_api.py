@@ -11,13 +11,13 @@ import pytest
 from starlette.applications import Starlette
 
 from monolith.app import create_app
-from monolith.config import Settings, load_settings
+from monolith.config import Settings
 from monolith.providers.embedding import EmbeddingProvider
 from monolith.rag.ingest import ingest
 from monolith.registry import Registry
 from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import running
+from ..conftest import load_tiny, running
 from ..rag.conftest import CORPUS, target_for
 
 
@@ -26,7 +26,7 @@ def settings_for(tiny_root: Path, tmp_path: Path, **env: str) -> Settings:
         "MONOLITH_RAG__INDEX_PATH": f'"{tmp_path / "faiss" / "index.bin"}"',
         "MONOLITH_RAG__STORE_PATH": f'"{tmp_path / "rag" / "chunks.sqlite3"}"',
     }
-    return load_settings(tiny_root / "config.toml", {**base, **env})
+    return load_tiny(tiny_root, {**base, **env})
 
 
 def app_for(settings: Settings) -> Starlette:

@@ -15,11 +15,10 @@ import pytest
 import soundfile as sf
 
 from monolith.app import create_app
-from monolith.config import load_settings
 from monolith.registry import Registry
 from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import running
+from ..conftest import load_tiny, running
 from ..providers.stt_fixtures import RATE, silence, utterance
 
 
@@ -38,7 +37,7 @@ async def client(sherpa_models: dict[str, Path], tiny_root: Path) -> AsyncIterat
         "MONOLITH_STT__MAX_TRANSCRIPTION_S": "30.0",
         "MONOLITH_STT__MAX_UPLOAD_MB": "1.0",
     }
-    settings = load_settings(tiny_root / "config.toml", env)
+    settings = load_tiny(tiny_root, env)
     app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
     async with running(app) as c:
         assert app.state.registry.health()["stt"]["provider"] == "sherpa-onnx"

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monolith.config import Settings, load_settings
+from monolith.config import Settings
 from monolith.providers.base import ThreadRunner
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 from monolith.rag.ingest import IngestTarget
 from monolith.rag.service import index_params
 from monolith.registry.factories import build_real
+
+from ..conftest import load_tiny
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -26,7 +28,7 @@ def tiny_settings(tiny_root: Path, tmp_path: Path) -> Settings:
         "MONOLITH_RAG__INDEX_PATH": f'"{tmp_path / "faiss" / "index.bin"}"',
         "MONOLITH_RAG__STORE_PATH": f'"{tmp_path / "rag" / "chunks.sqlite3"}"',
     }
-    return load_settings(tiny_root / "config.toml", env)
+    return load_tiny(tiny_root, env)
 
 
 def target_for(settings: Settings) -> IngestTarget:

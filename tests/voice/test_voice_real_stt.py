@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from monolith.app import create_app
-from monolith.config import load_settings
 from monolith.registry import Registry
 from monolith.scheduler.placement import Inventory, build_plan
 
+from ..conftest import load_tiny
 from ..providers.stt_fixtures import silence, speech
 from .conftest import connect, serve_live
 
@@ -22,7 +22,7 @@ def pcm16(samples: np.ndarray) -> bytes:
 async def test_spoken_turn_and_barge_in_with_the_real_recognizer(tiny_root: Path) -> None:
     env = {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_LLM__MOCK__TOKENS_PER_SECOND": "10",
            "MONOLITH_LLM__MOCK__FIRST_TOKEN_MS": "20", "MONOLITH_TTS__MOCK__FIRST_CHUNK_MS": "20"}
-    settings = load_settings(tiny_root / "config.toml", env)
+    settings = load_tiny(tiny_root, env)
     app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
     async with serve_live(app) as live:
         assert live.registry.health()["stt"]["provider"] == "sherpa-onnx"

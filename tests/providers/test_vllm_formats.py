@@ -1,0 +1,68 @@
+"""vLLM provider parts that need no engine: placement -> engine arguments, harmony rendering/parsing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from monolith.config import load_settings
+from monolith.providers.llm import ChatMessage
+from monolith.providers.vllm_llm.chat_format import HarmonyFormat, is_harmony_model
+from monolith.providers.vllm_llm.engine_args import engine_kwargs
+from monolith.scheduler.placement import Inventory, build_plan
+
+from ..conftest import REPO, vllm_config
+
+
+def test_placement_pins_the_workers_to_the_llm_group() -> None:
+    settings = load_settings(REPO / "config.toml", {})
+    plan = build_plan(settings, Inventory.fake(8))
+    llm = plan.assignments["llm"]
+    kwargs = engine_kwargs(settings.llm, model_path="/w/llm", served_name="gpt-oss-120b", devices=llm.devices, harmony=True)
+    assert kwargs["device_ids"] == [0, 1, 2, 3, 4, 5] and kwargs["tensor_parallel_size"] == 6
+    assert kwargs["gpu_memory_utilization"] == 0.9 and kwargs["skip_tokenizer_init"] is True
+    single = load_settings(REPO / "config.toml", {
+        "MONOLITH_LLM__DEVICES": "[0]", "MONOLITH_LLM__TENSOR_PARALLEL_SIZE": "1", "MONOLITH_STT__DEVICES": "[0]",
+        "MONOLITH_TTS__DEVICES": "[0]", "MONOLITH_EMBEDDING__DEVICES": "[0]", "MONOLITH_PLACEMENT__ALLOW_SHARED": "true",
+        "MONOLITH_LLM__ENGINE_ARGS": "{gpu_memory_utilization = 0.5, enable_prefix_caching = true}",
+    })
+    one = build_plan(single, Inventory.fake(1)).assignments["llm"]
+    kwargs = engine_kwargs(single.llm, model_path="/w", served_name="m", devices=one.devices, harmony=False)
+    assert kwargs["device_ids"] == [0] and kwargs["gpu_memory_utilization"] == 0.5  # engine_args win
+    assert kwargs["enable_prefix_caching"] is True
+    cpu = engine_kwargs(vllm_config(Path("/w")), model_path="/w", served_name="m", devices=(), harmony=False)
+    assert "device_ids" not in cpu and "gpu_memory_utilization" not in cpu
+
+
+def test_harmony_prompt_has_reasoning_effort_and_instructions() -> None:
+    fmt = HarmonyFormat()
+    ids = fmt.render([ChatMessage("system", "Answer in Japanese."), ChatMessage("user", "こんにちは")], "low")
+    text = fmt.encoding.decode(ids)
+    assert "<|start|>system<|message|>" in text and "Reasoning: low" in text
+    assert "<|start|>developer<|message|># Instructions\n\nAnswer in Japanese." in text
+    assert text.endswith("<|start|>user<|message|>こんにちは<|end|><|start|>assistant")
+
+
+def test_harmony_analysis_is_never_returned_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from openai_harmony import Message, Role
+
+    fmt = HarmonyFormat()
+    tokens: list[int] = []
+    for channel, content in (("analysis", "The user greets me. Think about it."), ("final", "こんにちは！")):
+        tokens += fmt.encoding.render(Message.from_role_and_content(Role.ASSISTANT, content).with_channel(channel))
+    tokens = tokens[2:]  # generation starts after the prompt's `<|start|>assistant`
+    decoder = fmt.decoder("req-1")
+    with caplog.at_level(logging.DEBUG, logger="monolith.providers.vllm_llm.chat_format"):
+        visible = "".join(decoder.feed([t], "") for t in tokens)
+        decoder.finish()
+    assert visible == "こんにちは！"
+    assert any(getattr(r, "text", "") == "The user greets me. Think about it." for r in caplog.records)
+
+
+def test_the_format_follows_config_json(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"]}')
+    assert is_harmony_model(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}')
+    assert not is_harmony_model(tmp_path)
