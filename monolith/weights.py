@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monolith.config import Settings
+from monolith.providers.vllm_llm.chat_format import is_harmony_model
 from monolith.scheduler.placement import Plan
 
 # provider -> groups of alternatives; each group needs at least one matching file
@@ -22,6 +23,8 @@ def missing_files(provider: str, folder: Path) -> list[str]:
         return [f"folder {folder} does not exist"]
     missing = []
     for alternatives in REQUIRED[provider]:
+        if provider == "llm" and "tokenizer.json" in alternatives and is_harmony_model(folder):
+            continue  # gpt-oss: openai-harmony carries the tokenizer
         if not any(any(folder.glob(pattern)) for pattern in alternatives):
             missing.append(" or ".join(alternatives))
     return missing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -51,14 +52,23 @@ def build_stt(folder: Path) -> dict[str, Any]:
     return {"provider": "sherpa-onnx", "model": f"{folder.name}/{target.name}", "mode": "streaming", "num_threads": 1}
 
 
+GPT_OSS_SCRIPT = ["<|channel|>", "final", "<|message|>", "Hello there.", "<|return|>"]
+
+
 def build_llm(folder: Path) -> dict[str, Any]:
     """A random-weight 2-layer Llama with a locally trained tokenizer: the real vLLM engine serves
-    it on CPU (nonsense text, real streaming, abort and batching)."""
+    it on CPU (nonsense text, real streaming, abort and batching). With MONOLITH_TINY_LLM=gpt-oss:
+    a tiny gpt-oss that answers "Hello there." in harmony's final channel."""
     import tiny_llm
 
-    target = folder / "tiny-llama"
-    if not (target / "config.json").exists():
-        tiny_llm.write_tiny_llama(target)
+    if os.environ.get("MONOLITH_TINY_LLM") == "gpt-oss":
+        target = folder / "tiny-gpt-oss"
+        if not (target / "config.json").exists():
+            tiny_llm.write_tiny_gpt_oss(target, GPT_OSS_SCRIPT)
+    else:
+        target = folder / "tiny-llama"
+        if not (target / "config.json").exists():
+            tiny_llm.write_tiny_llama(target)
     return {
         "provider": "vllm", "model": f"{folder.name}/{target.name}", "max_model_len": 1024, "max_num_seqs": 16,
         "max_tokens": 64, "engine_args": {"enforce_eager": True},

@@ -66,3 +66,13 @@ def test_the_format_follows_config_json(tmp_path: Path) -> None:
     assert is_harmony_model(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}')
     assert not is_harmony_model(tmp_path)
+
+
+def test_weights_check_needs_no_tokenizer_files_for_gpt_oss(tmp_path: Path) -> None:
+    from monolith.weights import missing_files
+
+    (tmp_path / "config.json").write_text('{"model_type": "gpt_oss"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert missing_files("llm", tmp_path) == []
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    assert missing_files("llm", tmp_path) == ["tokenizer.json or tokenizer_config.json or tokenizer.model"]
