@@ -122,6 +122,7 @@ class TTSConfig(_Section):
     compile: bool = False
     precision: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     max_input_chars: int = Field(4096, ge=1)
+    scheduling: Literal["first-chunk-first", "fifo"] = "first-chunk-first"
     fallback: Fallback = "mock"
     mock: MockTTSConfig = MockTTSConfig()
 

@@ -50,3 +50,9 @@ EMBEDDING_BATCH_TEXTS = Histogram(
     "Texts encoded together in one micro-batched forward pass",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+TTS_QUEUE_WAIT = Histogram(
+    "monolith_tts_queue_wait_seconds",
+    "Time a TTS chunk waited for its device (first: a response's first chunk)",
+    ["chunk"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)

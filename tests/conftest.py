@@ -22,6 +22,7 @@ from monolith.scheduler.placement import Inventory, build_plan
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache for the tiny engines
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -63,3 +63,16 @@ def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
     assert "in-process / server: TTFT p50" in result.stdout
     figures = json.loads(out.read_text())
     assert figures["in_process"]["2"]["tokens_per_s"] > 0 and figures["server"]["2"]["tokens_per_s"] > 0
+
+
+def test_bench_tts_compares_the_two_policies(tmp_path: Path) -> None:
+    out = tmp_path / "tts.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_tts.py", "--sessions", "2", "--responses", "1", "--chunks", "2",
+         "--first-chunk-ms", "10", "--rtf", "0", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "fifo / first-chunk-first, time to first audio p95" in result.stdout
+    row = json.loads(out.read_text())["runs"]["2"]
+    assert set(row) == {"first-chunk-first", "fifo", "fifo / first-chunk-first (p95)"}

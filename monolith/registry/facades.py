@@ -4,6 +4,7 @@ which provider serves (the real one, or its mock after a failure when `fallback 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingO
 from monolith.providers.stt import STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
 from monolith.registry.slot import Slot
+from monolith.scheduler.tts_queue import DeviceQueue
 
 T = TypeVar("T")
 
@@ -90,11 +92,14 @@ class LLMFacade(LLMProvider):
 
 
 class TTSFacade(TTSProvider):
+    """Every chunk waits for its turn on the TTS device's queue (scheduler.tts_queue)."""
+
     backend = "registry"
 
-    def __init__(self, slot: Slot, wait_s: float) -> None:
+    def __init__(self, slot: Slot, wait_s: float, device: DeviceQueue | None = None) -> None:
         super().__init__(model_id=slot.served_id)
         self.slot, self.wait_s = slot, wait_s
+        self.device = device or DeviceQueue()
 
     def voices(self) -> list[str]:
         serving = self.slot.primary
@@ -105,7 +110,7 @@ class TTSFacade(TTSProvider):
     ) -> AsyncIterator[np.ndarray]:
         raise NotImplementedError("use stream_pcm16: the native rate depends on who serves")
 
-    def stream_pcm16(
+    async def stream_pcm16(
         self, text: str, *, voice: str, request_id: str, sample_rate: int, first_in_response: bool = True
     ) -> AsyncIterator[bytes]:
         def call(p: Provider) -> AsyncIterator[bytes]:
@@ -115,7 +120,29 @@ class TTSFacade(TTSProvider):
                 first_in_response=first_in_response,
             )
 
-        return stream_with_fallback(self.slot, self.wait_s, call)
+        # The chunk renders while it holds the device and its audio is buffered, so a slow
+        # reader never keeps the device from the next session's chunk.
+        buffered: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+
+        async def render() -> None:
+            try:
+                async with self.device.turn(first_in_response=first_in_response, label=request_id):
+                    async for pcm in stream_with_fallback(self.slot, self.wait_s, call):
+                        buffered.put_nowait(pcm)
+                buffered.put_nowait(None)
+            except Exception as exc:
+                buffered.put_nowait(exc)
+
+        task = asyncio.create_task(render(), name=f"tts-render-{request_id}")
+        try:
+            while (item := await buffered.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            task.cancel()  # queued: it leaves the queue; rendering: the provider stops
+            with contextlib.suppress(BaseException):
+                await task
 
     def running_requests(self) -> int:
         return sum(p.running_requests() for p in _providers(self.slot) if isinstance(p, TTSProvider))

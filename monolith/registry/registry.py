@@ -15,6 +15,7 @@ from monolith.registry.facades import EmbeddingFacade, LLMFacade, STTFacade, TTS
 from monolith.registry.slot import Slot
 from monolith.scheduler.executors import ExecutorPool
 from monolith.scheduler.placement import Plan
+from monolith.scheduler.tts_queue import DeviceQueue
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Registry:
         wait = settings.server.swap_wait_s
         self.llm = LLMFacade(self.slots["llm"], wait)
         self.stt = STTFacade(self.slots["stt"], wait)
-        self.tts = TTSFacade(self.slots["tts"], wait)
+        self.tts = TTSFacade(self.slots["tts"], wait, DeviceQueue(settings.tts.scheduling))
         self.embedding = EmbeddingFacade(self.slots["embedding"], wait)
 
     def _builder(self, name: str, override: BuilderOverride | None) -> Callable[[], Provider]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from monolith.errors import ProviderFailed, Unavailable
@@ -94,4 +96,21 @@ async def test_cpu_mock_registry_serves_every_kind() -> None:
     assert vectors.shape == (2, s.embedding.mock.dimension)
     audio = b"".join([c async for c in registry.tts.stream_pcm16("こんにちは", voice="default", request_id="t", sample_rate=16000)])
     assert len(audio) == 2 * int(5 * 0.08 * 16000)
+    await registry.close()
+
+
+async def test_tts_chunks_from_three_sessions_follow_the_first_chunk_first_policy() -> None:
+    settings = make_settings({"MONOLITH_TTS__MOCK__FIRST_CHUNK_MS": "30", "MONOLITH_TTS__MOCK__REAL_TIME_FACTOR": "0"})
+    registry = Registry(settings, build_plan(settings, Inventory()))
+    await registry.load_all()
+
+    async def chunk(session: str, i: int, delay: float = 0.0) -> None:
+        await asyncio.sleep(delay)
+        async for _ in registry.tts.stream_pcm16("Chunk.", voice="default", request_id=f"{session}-{i}",
+                                                 sample_rate=24000, first_in_response=i == 0):
+            pass
+
+    # A's three chunks are queued at once; B and C start their answers while A-1 renders.
+    await asyncio.gather(*(chunk("A", i) for i in range(3)), chunk("B", 0, 0.045), chunk("C", 0, 0.05))
+    assert registry.tts.device.started == ["A-0", "A-1", "B-0", "C-0", "A-2"]
     await registry.close()

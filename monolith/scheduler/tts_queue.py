@@ -1,0 +1,66 @@
+"""TTS scheduling across sessions: one queue per TTS device, first chunks first.
+
+A TTS device renders one chunk at a time. When several sessions want it, the chunk that opens
+a response goes before chunks that continue one: the continuing response already has audio
+playing (a sentence takes seconds to say, a chunk far less to render), while the opening
+response is silent until its first chunk is done. Within a class, arrival order. Work that is
+cancelled while it waits (barge-in, hang-up) leaves the queue without ever running.
+`policy = "fifo"` turns the priority off (the benchmark compares the two)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from monolith import metrics
+
+Policy = Literal["first-chunk-first", "fifo"]
+
+
+class DeviceQueue:
+    def __init__(self, policy: Policy = "first-chunk-first") -> None:
+        self.policy = policy
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._busy = False
+        self.started: list[str] = []  # labels in the order their work began (tests, benchmarks)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for *_, f in self._waiting if not f.done())
+
+    @contextlib.asynccontextmanager
+    async def turn(self, *, first_in_response: bool, label: str = "") -> AsyncIterator[None]:
+        """Hold the device for one chunk; waits for its turn by priority, then arrival."""
+        priority = 0 if first_in_response or self.policy == "fifo" else 1
+        queued_at = time.perf_counter()
+        if self._busy or self._waiting:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (priority, next(self._order), future))
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._release()  # it was handed the device just as it was cancelled
+                raise
+        else:
+            self._busy = True
+        metrics.TTS_QUEUE_WAIT.labels("first" if first_in_response else "later").observe(time.perf_counter() - queued_at)
+        self.started.append(label)
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():  # skip the ones cancelled while waiting
+                future.set_result(None)
+                return
+        self._busy = False

@@ -1,0 +1,88 @@
+"""POST /v1/audio/speech: every format decodes back, the body streams, bad input is a 400.
+
+The mock TTS serves here (the Fish Speech provider is not in yet); what is tested is the API,
+the chunking, the scheduling and the encoders, which the real provider will share."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import soundfile as sf
+
+from ..conftest import AppFactory
+from ..voice.conftest import serve_live
+
+SPEECH = {"model": "openaudio-s1-mini", "voice": "default", "input": "Hello there. This is a longer second sentence, to make two chunks."}
+
+
+def decode(data: bytes) -> tuple[np.ndarray, int]:
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32")
+        return samples, int(rate)
+    except Exception:
+        import av
+
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.audio[0]
+            frames = [f.to_ndarray().reshape(-1) for f in container.decode(stream)]
+            return np.concatenate(frames).astype(np.float32), int(frames and container.streams.audio[0].codec_context.sample_rate)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "opus", "aac"])
+async def test_each_format_decodes_to_audio_of_the_right_length(client: httpx.AsyncClient, fmt: str) -> None:
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "response_format": fmt})
+    assert resp.status_code == 200, resp.text
+    samples, rate = decode(resp.content)
+    assert rate in (24000, 48000)
+    seconds = samples.size / rate
+    assert 4.0 < seconds < 6.5  # the mock renders 0.08 s per character (~73 characters)
+    assert float(np.abs(samples).max()) > 0.05
+
+
+async def test_pcm_is_raw_16_bit_at_24k(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "response_format": "pcm"})
+    assert resp.headers["content-type"] == "audio/pcm"
+    assert len(resp.content) % 2 == 0 and 4.0 < len(resp.content) / 2 / 24000 < 6.5
+
+
+async def test_openai_client_gets_the_body_streamed_as_chunks_render(app_factory: AppFactory) -> None:
+    async with serve_live(app_factory()) as live:  # a real socket: ASGITransport would buffer the body
+        base = live.url.replace("ws://", "http://").removesuffix("/v1/voice")
+        oai = openai.AsyncOpenAI(api_key="unused", base_url=f"{base}/v1", max_retries=0)
+        parts: list[bytes] = []
+        times: list[float] = []
+        start = time.perf_counter()
+        async with oai.audio.speech.with_streaming_response.create(
+            model="openaudio-s1-mini", voice="default", input=SPEECH["input"], response_format="wav",
+        ) as resp:
+            async for part in resp.iter_bytes():
+                parts.append(part)
+                times.append(time.perf_counter() - start)
+        await oai.close()
+    assert len(parts) > 2  # the header, then audio as each chunk renders, not one blob at the end
+    assert times[-1] - times[0] > 0.02
+    samples, rate = decode(b"".join(parts))
+    assert rate == 24000 and samples.size > 24000
+
+
+@pytest.mark.parametrize(
+    ("patch", "status", "message"),
+    [
+        ({"input": "   "}, 400, "input is empty"),
+        ({"input": "x" * 5000}, 400, "at most 4096"),
+        ({"voice": "alloy"}, 400, "unknown voice 'alloy'"),
+        ({"response_format": "ogg"}, 400, "response_format 'ogg' is not supported"),
+        ({"speed": 1.5}, 400, "speed is not supported"),
+        ({"speed": 9}, 400, "speed"),
+        ({"model": "tts-1"}, 404, "tts-1"),
+    ],
+)
+async def test_bad_requests_are_400(client: httpx.AsyncClient, patch: dict[str, object], status: int, message: str) -> None:
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, **patch})
+    assert resp.status_code == status, resp.text
+    assert message in resp.json()["error"]["message"]
