@@ -95,29 +95,37 @@ def _s(path: Path | None) -> str:
     return str(path)
 
 
-def build_online(files: ModelFiles, config: STTConfig, provider: str, device: int) -> Any:
-    import sherpa_onnx
-
-    common: dict[str, Any] = {
+def _common(files: ModelFiles, config: STTConfig, provider: str) -> dict[str, Any]:
+    return {
         "tokens": str(files.tokens),
         "num_threads": config.num_threads,
         "sample_rate": config.sample_rate,
         "feature_dim": config.feature_dim,
+        "decoding_method": config.decoding_method,
+        "provider": provider,
+    }
+
+
+def _hotwords(config: STTConfig) -> dict[str, Any]:
+    if not config.hotwords_file:
+        return {}
+    return {"hotwords_file": config.hotwords_file, "hotwords_score": config.hotwords_score}
+
+
+def build_online(files: ModelFiles, config: STTConfig, provider: str, device: int) -> Any:
+    import sherpa_onnx
+
+    common = _common(files, config, provider) | {
+        "device": device,
         "enable_endpoint_detection": True,
         "rule1_min_trailing_silence": config.endpoint_no_speech_silence_ms / 1000,
         "rule2_min_trailing_silence": config.endpoint_trailing_silence_ms / 1000,
         "rule3_min_utterance_length": config.max_utterance_s,
-        "decoding_method": config.decoding_method,
-        "provider": provider,
-        "device": device,
     }
     cls = sherpa_onnx.OnlineRecognizer
     if files.model_type == "transducer":
-        extra: dict[str, Any] = {}
-        if config.hotwords_file:
-            extra = {"hotwords_file": config.hotwords_file, "hotwords_score": config.hotwords_score}
         return cls.from_transducer(
-            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **extra
+            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **_hotwords(config)
         )
     if files.model_type == "paraformer":
         return cls.from_paraformer(encoder=_s(files.encoder), decoder=_s(files.decoder), **common)
@@ -131,21 +139,11 @@ def build_offline(files: ModelFiles, config: STTConfig, provider: str) -> Any:
     process sees (the provider warns when the placement names another one)."""
     import sherpa_onnx
 
-    common: dict[str, Any] = {
-        "tokens": str(files.tokens),
-        "num_threads": config.num_threads,
-        "sample_rate": config.sample_rate,
-        "feature_dim": config.feature_dim,
-        "decoding_method": config.decoding_method,
-        "provider": provider,
-    }
+    common = _common(files, config, provider)
     cls = sherpa_onnx.OfflineRecognizer
     if files.model_type == "transducer":
-        extra: dict[str, Any] = {}
-        if config.hotwords_file:
-            extra = {"hotwords_file": config.hotwords_file, "hotwords_score": config.hotwords_score}
         return cls.from_transducer(
-            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **extra
+            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **_hotwords(config)
         )
     if files.model_type == "paraformer":
         return cls.from_paraformer(paraformer=_s(files.encoder), **common)

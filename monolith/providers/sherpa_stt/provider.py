@@ -67,6 +67,13 @@ class SherpaSTT(STTProvider):
     def _load_blocking(self) -> Engine:
         resolve = self.settings.resolve if self.settings is not None else Path
         vad_model = resolve_vad_model(self.config, resolve)
+        if self.config.hotwords_file:  # relative to config.toml, like every other path
+            hotwords = Path(resolve(self.config.hotwords_file))
+            if not hotwords.is_file():
+                raise FileNotFoundError(f"stt.hotwords_file {hotwords} does not exist")
+            if self.config.decoding_method != "modified_beam_search":
+                self._warnings.append("stt.hotwords_file is set, but hotwords need decoding_method = modified_beam_search")
+            self.config = self.config.model_copy(update={"hotwords_file": str(hotwords)})
         self.files = discover(Path(self.model_path), self.config)
         provider, device = self._placement()
         self.onnx_provider = provider
