@@ -194,3 +194,16 @@ async def test_missing_model_files_fail_with_the_reason(tmp_path: Path, sherpa_m
         await stt(empty).load()
     with pytest.raises(ModelFilesError, match="nope.onnx does not exist"):
         await stt(sherpa_models["streaming"], encoder="nope.onnx").load()
+
+
+async def test_hotwords_with_modified_beam_search(sherpa_models: dict[str, Path], tmp_path: Path) -> None:
+    hotwords = tmp_path / "hotwords.txt"
+    hotwords.write_text("あい\nかき\n", encoding="utf-8")
+    provider = await loaded(sherpa_models["streaming"], decoding_method="modified_beam_search", hotwords_file=str(hotwords))
+    assert provider.health_warnings() == []
+    assert await provider.transcribe(utterance(), RATE)
+    await provider.close()
+    with pytest.raises(ValueError, match="modified_beam_search"):
+        await stt(sherpa_models["streaming"], hotwords_file=str(hotwords)).load()
+    with pytest.raises(FileNotFoundError, match="hotwords"):
+        await stt(sherpa_models["streaming"], hotwords_file=str(tmp_path / "missing.txt")).load()

@@ -72,7 +72,7 @@ class SherpaSTT(STTProvider):
             if not hotwords.is_file():
                 raise FileNotFoundError(f"stt.hotwords_file {hotwords} does not exist")
             if self.config.decoding_method != "modified_beam_search":
-                self._warnings.append("stt.hotwords_file is set, but hotwords need decoding_method = modified_beam_search")
+                raise ValueError("stt.hotwords_file needs stt.decoding_method = \"modified_beam_search\"")
             self.config = self.config.model_copy(update={"hotwords_file": str(hotwords)})
         self.files = discover(Path(self.model_path), self.config)
         provider, device = self._placement()
