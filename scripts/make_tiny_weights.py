@@ -75,7 +75,19 @@ def build_llm(folder: Path) -> dict[str, Any]:
     }
 
 
-BUILDERS: dict[str, Builder] = {"llm": build_llm, "stt": build_stt, "embedding": build_embedding}
+def build_tts(folder: Path) -> dict[str, Any]:
+    """A random-weight Fish Speech checkpoint in the S1-mini layout (small DualARTransformer and
+    codec, built with Fish Speech's own classes): noise, through the real Fish Speech code."""
+    import tiny_fish
+
+    target = folder / "fish-tiny"
+    if not (target / "model.pth").exists():
+        tiny_fish.write_tiny_fish(target)
+    return {"provider": "fish-speech", "model": f"{folder.name}/{target.name}", "precision": "float32",
+            "max_new_tokens": 48}
+
+
+BUILDERS: dict[str, Builder] = {"llm": build_llm, "stt": build_stt, "tts": build_tts, "embedding": build_embedding}
 
 
 def toml_value(value: Any) -> str:

@@ -146,10 +146,19 @@ async def llama_engine(llm_models: dict[str, Path]) -> AsyncIterator[Any]:
     await provider.close()
 
 
-# The tiny config serves chat from the real vLLM engine; tests about other providers mock the
-# LLM (one engine start, ~10 s, is shared through `llama_engine` by the tests that want it).
-MOCK_LLM = {"MONOLITH_LLM__PROVIDER": '"mock"'}
+# The tiny config serves every engine for real; tests about one provider mock the slow-starting
+# LLM and TTS (one vLLM start, ~10 s, is shared through `llama_engine` by the tests that want it).
+MOCK_LLM_AND_TTS = {"MONOLITH_LLM__PROVIDER": '"mock"', "MONOLITH_TTS__PROVIDER": '"mock"'}
 
 
 def load_tiny(tiny_root: Path, env: dict[str, str] | None = None) -> Settings:
-    return load_settings(tiny_root / "config.toml", {**MOCK_LLM, **(env or {})})
+    return load_settings(tiny_root / "config.toml", {**MOCK_LLM_AND_TTS, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def fish_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Fish Speech checkpoint in the S1-mini layout (scripts/tiny_fish.py), once per run."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import tiny_fish
+
+    return tiny_fish.write_tiny_fish(tmp_path_factory.mktemp("fish") / "fish-tiny")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -86,3 +87,23 @@ async def test_bad_requests_are_400(client: httpx.AsyncClient, patch: dict[str, 
     resp = await client.post("/v1/audio/speech", json={**SPEECH, **patch})
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]["message"]
+
+
+async def test_speech_through_the_real_fish_speech(tiny_root: Path) -> None:
+    from monolith.app import create_app
+    from monolith.registry import Registry
+    from monolith.scheduler.placement import Inventory, build_plan
+
+    from ..conftest import load_tiny, running
+
+    settings = load_tiny(tiny_root, {"MONOLITH_TTS__PROVIDER": '"fish-speech"', "MONOLITH_RAG__ENABLED": "false"})
+    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    async with running(app) as client:
+        assert app.state.registry.health()["tts"]["provider"] == "fish-speech"
+        oai = openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0)
+        resp = await oai.audio.speech.create(model="fish-tiny", voice="default", input="Hello there. How are you?",
+                                             response_format="wav")
+        samples, rate = decode(resp.read())
+        assert rate == 24000 and samples.size > 2048
+        bad = await client.post("/v1/audio/speech", json={"model": "fish-tiny", "input": "Hi.", "voice": "../x"})
+        assert bad.status_code == 400 and "unknown voice" in bad.json()["error"]["message"]

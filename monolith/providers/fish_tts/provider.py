@@ -1,0 +1,243 @@
+"""Fish Speech (OpenAudio S1) in-process on the TTS group's device, through its own loaders.
+
+Fish Speech 0.1.0 renders a whole text in one piece, so monolith streams by chunks: the voice
+pipeline (and /v1/audio/speech) sends sentence-sized chunks, and each chunk's audio is yielded
+as soon as it is decoded. Each chunk runs on the TTS device's executor, in turn on the TTS
+device queue (scheduler.tts_queue). A cancelled chunk stops at the next semantic token.
+
+Process-wide state Fish Speech sets, and what is done about it:
+- On import it sets `TOKENIZERS_PARALLELISM=false` and torch inductor options. The environment
+  variable and the inductor settings are restored after loading.
+- The codec module registers an OmegaConf `eval` resolver. That cannot be undone (OmegaConf has
+  no unregister); it matters only to code that resolves `${eval:...}` in its own configs.
+- `seed` re-seeds torch's global RNG before each chunk. vLLM's engine runs in its own process, so
+  the LLM's sampling is unaffected; nothing else in monolith's process draws from that RNG.
+- Reference voices are passed as audio bytes. Fish's own `reference_id` resolves against the
+  working directory and creates folders there, so it is not used."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monolith.config import Settings, TTSConfig
+from monolith.errors import InvalidRequest
+from monolith.providers.base import BlockingRunner
+from monolith.providers.fish_tts import compat
+from monolith.providers.tts import TTSProvider
+
+log = logging.getLogger(__name__)
+
+VOICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+
+
+class _CancelHook:
+    """Fish's token loop iterates `tqdm(range(n))`; this stand-in ends the loop once the chunk
+    being rendered is cancelled. The text-to-semantic worker serves one request at a time."""
+
+    def __init__(self) -> None:
+        self.current: threading.Event | None = None
+
+    def __call__(self, iterable: Iterable[int], *args: Any, **kwargs: Any) -> Iterator[int]:
+        for i in iterable:
+            if self.current is not None and self.current.is_set():
+                return
+            yield i
+
+
+_CANCEL = _CancelHook()
+
+
+class FishTTS(TTSProvider):
+    backend = "fish-speech"
+    native_sample_rate = 44100
+
+    def __init__(
+        self,
+        config: TTSConfig,
+        *,
+        settings: Settings | None = None,
+        model_path: str,
+        model_id: str,
+        runner: BlockingRunner | None = None,
+        devices: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(model_id=model_id, model_path=model_path, runner=runner)
+        self.config = config
+        self.device = f"cuda:{devices[0]}" if devices else "cpu"
+        self.engine: Any = None
+        self.references = Path(model_path) / "references"
+        self.active = 0
+        self.cancelled = 0
+
+    # --- loading -----------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        start = time.perf_counter()
+        self.engine = await self.runner.run(self._load_blocking)
+        log.info("tts loaded", extra={"model": self.model_path, "device": self.device,
+                                      "load_s": round(time.perf_counter() - start, 2)})
+
+    def _load_blocking(self) -> Any:
+        compat.install()
+        import torch
+
+        saved_env = os.environ.get("TOKENIZERS_PARALLELISM")
+        inductor = _inductor_settings()
+        try:
+            import fish_speech.models.text2semantic.inference as t2s
+            from fish_speech.inference_engine import TTSInferenceEngine
+
+            t2s.tqdm = _CANCEL  # type: ignore[attr-defined]
+            precision = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[self.config.precision]
+            if self.device.startswith("cuda"):
+                torch.cuda.set_device(self.device)  # the worker thread inherits nothing: set it here too
+            llama_queue = t2s.launch_thread_safe_queue(
+                checkpoint_path=self.model_path, device=self.device, precision=precision, compile=self.config.compile,
+            )
+            codec = self._load_codec()
+            return TTSInferenceEngine(llama_queue=llama_queue, decoder_model=codec, precision=precision,
+                                      compile=self.config.compile)
+        finally:
+            _restore_env("TOKENIZERS_PARALLELISM", saved_env)
+            _restore_inductor(inductor)
+
+    def _load_codec(self) -> Any:
+        folder = Path(self.model_path)
+        checkpoint = folder / "codec.pth"
+        if not (folder / "codec.yaml").exists():
+            from fish_speech.models.dac.inference import load_model
+
+            return load_model("modded_dac_vq", str(checkpoint), device=self.device)
+        # A codec with its own hydra config beside it (the tiny test codec, or a custom one).
+        import hydra
+        import torch
+        from hydra import compose, initialize_config_dir
+        from hydra.utils import instantiate
+
+        hydra.core.global_hydra.GlobalHydra.instance().clear()  # type: ignore[attr-defined]
+        with initialize_config_dir(version_base="1.3", config_dir=str(folder.resolve())):
+            codec = instantiate(compose(config_name="codec"))
+        state = torch.load(checkpoint, map_location=self.device, mmap=True, weights_only=True)
+        codec.load_state_dict(state.get("state_dict", state), strict=False, assign=True)
+        return codec.eval().to(self.device)
+
+    async def warmup(self) -> None:
+        async for _ in self.synthesize("Hi.", voice="default", request_id="warmup"):
+            pass
+
+    # --- voices ------------------------------------------------------------------------------
+
+    def voices(self) -> list[str]:
+        found = sorted(p.name for p in self.references.iterdir() if p.is_dir() and VOICE_ID.match(p.name)) \
+            if self.references.is_dir() else []
+        return ["default", *found]
+
+    def _reference(self, voice: str) -> list[Any]:
+        """Audio bytes and transcripts of a reference voice; [] for the model's own voice."""
+        if voice == "default":
+            return []
+        if not VOICE_ID.match(voice):
+            raise InvalidRequest(f"voice {voice!r} is not a valid voice id", code="unknown_voice", param="voice")
+        folder = (self.references / voice).resolve()
+        if folder.parent != self.references.resolve() or not folder.is_dir():
+            raise InvalidRequest(f"unknown voice {voice!r}; available: {', '.join(self.voices())}",
+                                 code="unknown_voice", param="voice")
+        from fish_speech.utils.schema import ServeReferenceAudio
+
+        refs = []
+        for audio in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+            lab = audio.with_suffix(".lab")
+            text = lab.read_text(encoding="utf-8").strip() if lab.exists() else ""
+            refs.append(ServeReferenceAudio(audio=audio.read_bytes(), text=text))
+        if not refs:
+            raise InvalidRequest(f"voice {voice!r} has no reference audio", code="unknown_voice", param="voice")
+        return refs
+
+    # --- synthesis ---------------------------------------------------------------------------
+
+    async def synthesize(
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+    ) -> AsyncIterator[np.ndarray]:
+        if self.engine is None:
+            raise RuntimeError("Fish Speech is not loaded")
+        references = await asyncio.to_thread(self._reference, voice)
+        cancel = threading.Event()
+        self.active += 1
+        try:
+            audio = await self.runner.run(self._render, text, references, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the executor thread ends the chunk at its next token
+            self.cancelled += 1
+            raise
+        finally:
+            self.active -= 1
+        if audio.size:
+            yield audio
+
+    def _render(self, text: str, references: list[Any], cancel: threading.Event) -> np.ndarray:
+        from fish_speech.utils.schema import ServeTTSRequest
+
+        config = self.config
+        request = ServeTTSRequest(
+            text=text, references=references, use_memory_cache="on", max_new_tokens=config.max_new_tokens,
+            chunk_length=max(100, min(300, config.chunk_length)), top_p=config.top_p,
+            repetition_penalty=config.repetition_penalty, temperature=min(1.0, config.temperature),
+            seed=config.seed, format="wav", streaming=False,
+        )
+        _CANCEL.current = cancel
+        audio = np.zeros(0, dtype=np.float32)
+        try:
+            for result in self.engine.inference(request):
+                if result.code == "error":
+                    if cancel.is_set():
+                        break  # stopped before any audio: nothing to say
+                    raise RuntimeError(f"Fish Speech failed: {result.error}")
+                if result.code == "final":
+                    audio = np.asarray(result.audio[1], dtype=np.float32).reshape(-1)
+        finally:
+            _CANCEL.current = None
+        return np.zeros(0, dtype=np.float32) if cancel.is_set() else audio
+
+    def running_requests(self) -> int:
+        return self.active
+
+
+def _inductor_settings() -> dict[str, Any]:
+    try:
+        import torch._inductor.config as inductor
+    except ImportError:
+        return {}
+    names = ("coordinate_descent_tuning", "fx_graph_cache")
+    found = {name: getattr(inductor, name) for name in names if hasattr(inductor, name)}
+    found["triton.unique_kernel_names"] = inductor.triton.unique_kernel_names
+    return found
+
+
+def _restore_inductor(saved: dict[str, Any]) -> None:
+    if not saved:
+        return
+    import torch._inductor.config as inductor
+
+    for name, value in saved.items():
+        if name == "triton.unique_kernel_names":
+            inductor.triton.unique_kernel_names = value
+        else:
+            setattr(inductor, name, value)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
