@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from monolith.api import chat, embeddings, health, models, rag, speech, transcriptions, voice_ws
+from monolith.api import admin, chat, embeddings, health, models, rag, speech, transcriptions, voice_ws
 from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.middleware import RequestContextMiddleware
 from monolith.config import Settings
@@ -54,7 +54,7 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
 
     routes: Sequence[BaseRoute] = [
         *health.routes, *models.routes, *chat.routes, *transcriptions.routes, *speech.routes, *embeddings.routes, *rag.routes,
-        *voice_ws.routes,
+        *voice_ws.routes, *admin.routes,
     ]
     app = Starlette(
         routes=list(routes),

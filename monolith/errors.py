@@ -38,6 +38,11 @@ class Unauthorized(MonolithError):
     type = "authentication_error"
 
 
+class Forbidden(MonolithError):
+    status = 403
+    type = "permission_error"
+
+
 class NotFound(MonolithError):
     status = 404
     type = "not_found_error"

@@ -7,14 +7,19 @@ import hmac
 from starlette.requests import Request
 
 from monolith.config import Settings
-from monolith.errors import Unauthorized
+from monolith.errors import Forbidden, Unauthorized
 
 
-def require_admin(request: Request) -> None:
+def require_admin(request: Request, *, open_without_token: bool = True) -> None:
+    """`open_without_token`: with no token configured the endpoint is open (RAG reload, which
+    only re-reads files) or disabled (model swap)."""
     settings: Settings = request.app.state.settings
     token = settings.server.admin_token
     if not token:
-        return  # no token configured: admin endpoints are open (bind to localhost, or set one)
+        if open_without_token:
+            return
+        raise Forbidden("admin endpoints are disabled: set server.admin_token (MONOLITH_SERVER__ADMIN_TOKEN)",
+                        code="admin_disabled")
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):

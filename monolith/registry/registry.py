@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from monolith.config import PROVIDER_SECTIONS, Settings
@@ -16,6 +17,7 @@ from monolith.registry.slot import Slot
 from monolith.scheduler.executors import ExecutorPool
 from monolith.scheduler.placement import Plan
 from monolith.scheduler.tts_queue import DeviceQueue
+from monolith.weights import missing_files
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,35 @@ class Registry:
         return factories.build_real(
             self.settings, name, assignment.backend, runner, assignment.devices, model_path
         )
+
+    async def swap(self, name: str, path: str, *, unload_first: bool | None = None) -> dict[str, Any]:
+        """Swap `name` to the model at `path` (relative paths: from the config's folder)."""
+        slot = self.slots[name]
+        assignment = self.plan.assignments[name]
+        target = str(self.settings.resolve(path))
+        if unload_first is None:
+            # Two copies of a GPU LLM rarely fit; everything else loads beside the old model.
+            unload_first = name == "llm" and assignment.on_gpu
+        missing = await asyncio.to_thread(self._missing, name, Path(target))
+        if missing:
+            return slot.record_failed_swap(target, f"{target} is incomplete: missing {', '.join(missing)}")
+        current = slot.primary.model_path if slot.primary is not None and slot.primary.model_path else None
+        return await slot.swap(
+            lambda: self._build_at(name, target), target, unload_first=unload_first,
+            rebuild_old=lambda: self._build_at(name, current) if current else slot.build(),
+        )
+
+    def _missing(self, name: str, folder: Path) -> list[str]:
+        if self.plan.assignments[name].is_mock:
+            return [] if folder.is_dir() else [f"folder {folder} does not exist"]
+        return missing_files(name, folder)
+
+    def _build_at(self, name: str, path: str) -> Provider:
+        if self.plan.assignments[name].is_mock:
+            mock = factories.build_mock(self.settings, name)
+            mock.model_path = path  # mocks need no weights; the path shows in /health
+            return mock
+        return self.build_real(name, path)
 
     def start_loading(self) -> asyncio.Task[None]:
         """Mark every slot loading now (so /ready answers 503 at once) and load in the background."""

@@ -19,6 +19,19 @@ log = logging.getLogger(__name__)
 
 SlotState = Literal["idle", "loading", "loaded", "failed", "swapping"]
 Builder = Callable[[], Provider]
+RETIRE_WAIT_S = 600.0  # longest a replaced model is kept for the sessions still using it
+
+
+class SwapRefused(Exception):
+    pass
+
+
+def _busy(provider: Provider) -> bool:
+    for probe in ("running_requests", "live_streams"):
+        count = getattr(provider, probe, None)
+        if callable(count) and count() > 0:
+            return True
+    return False
 
 
 def _iso(ts: float | None) -> str | None:
@@ -53,6 +66,8 @@ class Slot:
         self.swap_history: deque[dict[str, Any]] = deque(maxlen=8)
         self.swap_done = asyncio.Event()
         self.swap_done.set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._retired: list[Provider] = []  # replaced by a swap, closed when their work is done
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -99,7 +114,11 @@ class Slot:
         self.record_fallback(reason)
 
     async def close(self) -> None:
-        for provider in {id(p): p for p in (self.primary, self.mock) if p is not None}.values():
+        for task in list(self._retiring):
+            task.cancel()
+        providers = [p for p in (self.primary, self.mock, *self._retired) if p is not None]
+        self._retired.clear()
+        for provider in {id(p): p for p in providers}.values():
             try:
                 await provider.close()
             except Exception:
@@ -116,17 +135,114 @@ class Slot:
         return self.fallback == "mock" and self.assignment.backend != "mock"
 
     async def current(self, wait_s: float = 0.0) -> Provider:
-        """What serves now; waits (bounded) while a swap is in progress."""
-        if self.state == "swapping" and wait_s > 0:
+        """What serves now. During a swap the old model serves until the new one takes over;
+        when the old one had to be unloaded first, requests wait (bounded), then get the mock
+        (fallback = "mock") or a 503."""
+        if self.state == "swapping" and self.primary is None and wait_s > 0:
             try:
                 await asyncio.wait_for(self.swap_done.wait(), wait_s)
             except TimeoutError:
                 pass
         if self.primary is None:
+            if self.state == "swapping":
+                if self.can_fallback:
+                    return await self.ensure_mock()
+                raise Unavailable(f"{self.name} is swapping models; retry shortly", code="model_swapping")
             if self.state in ("loading", "idle"):
                 raise Unavailable(f"{self.name} is still loading", code="model_loading")
             raise Unavailable(f"{self.name} is not available: {self.last_error}", code="provider_failed")
         return self.primary
+
+    # --- swap ----------------------------------------------------------------------------------
+
+    async def swap(self, build: Builder, path: str, *, unload_first: bool, rebuild_old: Builder) -> dict[str, Any]:
+        """Load `build()` and move traffic to it; on failure the old model keeps (or resumes) serving.
+
+        `unload_first` releases the old model before loading the new one (a 120B LLM and its
+        successor do not fit on the same GPUs together); if the new one then fails, the old one
+        is loaded again from its path."""
+        if self.state == "swapping":
+            raise SwapRefused(f"a swap of {self.name} is already running")
+        old = self.primary
+        if old is None or self.state != "loaded":
+            raise SwapRefused(f"{self.name} is {self.state}; only a loaded provider can swap")
+        entry: dict[str, Any] = {
+            "at": _iso(time.time()), "from": old.model_path, "to": path, "ok": False,
+            "unloaded_first": unload_first, "error": None, "seconds": None,
+        }
+        start = time.perf_counter()
+        self.state = "swapping"
+        self.swap_done.clear()
+        self._publish()
+        try:
+            if unload_first:
+                self.primary = None
+                await old.close()
+            try:
+                new = await self._start(build)
+            except Exception as exc:
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+                self.last_error = entry["error"]
+                if unload_first:
+                    await self._restore(rebuild_old, entry)
+                self.warn(f"{self.name}: swap to {path} failed ({entry['error']}); {entry['from'] or 'the old model'} serves")
+            else:
+                self.primary = new
+                self.loaded_at = time.time()
+                self.load_seconds = time.perf_counter() - start
+                entry["ok"] = True
+                if not unload_first:
+                    self._retire(old)
+                log.info("%s swapped", self.name, extra={"provider": self.name, "from": entry["from"], "to": path})
+        finally:
+            if self.state == "swapping":
+                self.state = "loaded" if self.primary is not None else "failed"
+            entry["seconds"] = round(time.perf_counter() - start, 3)
+            self.swap_history.append(entry)
+            self.swap_done.set()
+            self._publish()
+        return entry
+
+    def record_failed_swap(self, path: str, error: str) -> dict[str, Any]:
+        """A swap refused before anything was touched (e.g. an incomplete weights folder)."""
+        entry: dict[str, Any] = {
+            "at": _iso(time.time()), "from": self.primary.model_path if self.primary else "", "to": path,
+            "ok": False, "unloaded_first": False, "error": error, "seconds": 0.0,
+        }
+        self.swap_history.append(entry)
+        self.last_error = error
+        self.warn(f"{self.name}: swap to {path} refused ({error}); the current model serves")
+        return entry
+
+    async def _restore(self, rebuild_old: Builder, entry: dict[str, Any]) -> None:
+        try:
+            self.primary = await self._start(rebuild_old)
+            self.loaded_at = time.time()
+            entry["restored"] = True
+        except Exception as exc:
+            entry["restored"] = False
+            self.last_error = f"{entry['error']}; reloading the old model failed too: {type(exc).__name__}: {exc}"
+            log.error("%s: %s", self.name, self.last_error)
+            if self.can_fallback:
+                await self._serve_mock_after_failure(f"swap failed and the old model could not be reloaded ({exc})")
+            else:
+                self.state = "failed"
+
+    def _retire(self, old: Provider) -> None:
+        """Close the old model once the work it holds (open streams, running requests) is done,
+        so sessions in progress are not dropped by a swap."""
+
+        async def drain() -> None:
+            deadline = time.monotonic() + RETIRE_WAIT_S
+            while _busy(old) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            self._retired.remove(old)
+            await old.close()
+
+        self._retired.append(old)
+        task = asyncio.create_task(drain(), name=f"retire-{self.name}")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def ensure_mock(self) -> Provider:
         if self.mock is None:

@@ -207,3 +207,12 @@ async def test_hotwords_with_modified_beam_search(sherpa_models: dict[str, Path]
         await stt(sherpa_models["streaming"], hotwords_file=str(hotwords)).load()
     with pytest.raises(FileNotFoundError, match="hotwords"):
         await stt(sherpa_models["streaming"], hotwords_file=str(tmp_path / "missing.txt")).load()
+
+
+async def test_a_corrupt_onnx_file_is_a_load_error_not_a_crash(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "tokens.txt").write_text("<blk> 0\n", encoding="utf-8")
+    (broken / "model.onnx").write_bytes(b"garbage, not protobuf")
+    with pytest.raises(ModelFilesError, match="not a valid ONNX model"):
+        await stt(broken, mode="streaming").load()

@@ -43,6 +43,19 @@ def _pick(folder: Path, configured: str, stem: str) -> Path | None:
     return (full or found)[0]
 
 
+def _check_onnx(path: Path) -> None:
+    """sherpa-onnx crashes the whole process (a segfault) on a file that is not ONNX: parse it
+    first, where a bad file is only an exception."""
+    if importlib.util.find_spec("onnx") is None:
+        return
+    import onnx
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelFilesError(f"{path} is not a valid ONNX model ({type(exc).__name__}: {exc})") from exc
+
+
 def _encoder_metadata(path: Path) -> dict[str, str]:
     if importlib.util.find_spec("onnx") is None:
         return {}
@@ -87,6 +100,9 @@ def discover(folder: Path, config: STTConfig) -> ModelFiles:
     needed = {"transducer": (encoder, decoder, joiner), "paraformer": (encoder, decoder)}.get(model_type, (ctc,))
     if any(p is None for p in needed):
         raise ModelFilesError(f"{folder}: a {model_type} model needs files that are missing")
+    for path in needed:
+        assert path is not None
+        _check_onnx(path)
     return ModelFiles(folder, mode, model_type, tokens, encoder, decoder, joiner, ctc)
 
 

@@ -1,0 +1,50 @@
+"""`POST /admin/models/{provider}` `{"path": ...}`: swap a provider's model without a restart.
+
+Needs `Authorization: Bearer <server.admin_token>`; disabled when no token is set. The new model
+is loaded and warmed up beside the old one (or after it, for a GPU LLM: `unload_first`), traffic
+moves to it, and the old one is released when its open work is done. If the new one fails, the
+old one keeps serving (or is loaded again) and the response says why (422)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from monolith.api.auth import require_admin
+from monolith.api.requests import read_json
+from monolith.errors import InvalidRequest, NotFound
+from monolith.registry import Registry
+from monolith.registry.slot import SwapRefused
+
+
+class SwapRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    unload_first: bool | None = None
+
+
+async def swap_model(request: Request) -> Response:
+    require_admin(request, open_without_token=False)
+    registry: Registry = request.app.state.registry
+    provider = request.path_params["provider"]
+    if provider not in registry.slots:
+        raise NotFound(f"no provider {provider!r}; one of {', '.join(registry.slots)}", code="unknown_provider")
+    body = await read_json(request, SwapRequest)
+    if not body.path.strip():
+        raise InvalidRequest("path is empty", param="path")
+    try:
+        entry = await registry.swap(provider, body.path, unload_first=body.unload_first)
+    except SwapRefused as exc:
+        return JSONResponse({"error": {"type": "conflict", "message": str(exc), "code": "swap_refused"}}, status_code=409)
+    status = registry.slots[provider].status()
+    body_out = {"provider": provider, "swap": entry, "model_path": status["model_path"], "loaded_at": status["loaded_at"]}
+    if entry["ok"]:
+        return JSONResponse(body_out)
+    error = {"type": "swap_failed", "code": "swap_failed",
+             "message": f"{provider}: the swap to {entry['to']} failed ({entry['error']}); {status['model_path']} serves"}
+    return JSONResponse({"error": error, **body_out}, status_code=422)
+
+
+routes = [Route("/admin/models/{provider}", swap_model, methods=["POST"])]
