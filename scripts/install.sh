@@ -23,7 +23,7 @@ case "$what" in
     # dependencies, then the libraries it imports at run time (../shared/notes/fish-speech.md).
     "${pip[@]}" -c constraints.txt --no-deps silero-vad fish-speech descript-audio-codec descript-audiotools
     "${pip[@]}" -c constraints.txt tiktoken einops loguru loralib hydra-core omegaconf pyrootutils \
-        librosa natsort argbind flatten-dict julius ffmpy randomname
+        librosa natsort argbind flatten-dict julius ffmpy randomname importlib-resources click rich
     ;;
   *) echo "usage: $0 serve|test" >&2; exit 2 ;;
 esac
