@@ -57,12 +57,13 @@ def summarize(runs: list[tuple[float, list[float], float]], wall: float) -> dict
 @contextlib.asynccontextmanager
 async def in_process(model: Path, tokens: int) -> AsyncIterator[Callable[[int], Awaitable[dict[str, Any]]]]:
     from monolith.config import LLMConfig
+    from monolith.providers.base import EngineSpec
     from monolith.providers.llm import ChatMessage, SamplingOptions
     from monolith.providers.vllm_llm import VLLMProvider
 
     config = LLMConfig(model=str(model), devices="cpu", tensor_parallel_size=1, max_model_len=MAX_MODEL_LEN,
                        max_num_seqs=32, engine_args={"enforce_eager": True})
-    provider = VLLMProvider(config, model_path=str(model), model_id="bench")
+    provider = VLLMProvider(config, EngineSpec(model_path=str(model), model_id="bench"))
     await provider.load()
     await provider.warmup()
 

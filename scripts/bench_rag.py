@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from monolith.config import EmbeddingConfig, RAGConfig  # noqa: E402
-from monolith.providers.base import ThreadRunner  # noqa: E402
+from monolith.providers.base import EngineSpec, ThreadRunner  # noqa: E402
 from monolith.providers.st_embedding import STEmbedding  # noqa: E402
 from monolith.rag.index import IndexParams  # noqa: E402
 from monolith.rag.ingest import IngestTarget, ingest  # noqa: E402
@@ -146,7 +146,7 @@ async def bench_embedding(model_path: str, callers: int, requests: int) -> dict[
     out: dict[str, Any] = {}
     for name, batch_size, wait_ms in (("micro_batched", 32, 5.0), ("one_per_request", 1, 0.0)):
         config = EmbeddingConfig(batch_size=batch_size, max_batch_wait_ms=wait_ms, query_prefix="", passage_prefix="")
-        st = STEmbedding(config, model_path=model_path, model_id="minilm", runner=ThreadRunner())
+        st = STEmbedding(config, EngineSpec(model_path=model_path, model_id="minilm", runner=ThreadRunner()))
         await st.load()
         await st.embed(["warm"], kind="query")
 
@@ -180,8 +180,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         weights = root / "weights"
         make_tiny_weights.make(weights, only={"embedding"})
         model_path = str(next((weights / "embedding").iterdir()))
-        minilm = STEmbedding(EmbeddingConfig(query_prefix="", passage_prefix=""), model_path=model_path,
-                             model_id="minilm", runner=ThreadRunner())
+        minilm = STEmbedding(EmbeddingConfig(query_prefix="", passage_prefix=""),
+                             EngineSpec(model_path=model_path, model_id="minilm", runner=ThreadRunner()))
         await minilm.load()
         results = {
             "ingest": await bench_ingest(root, minilm, args.ingest_chunks),

@@ -137,9 +137,10 @@ def vllm_config(model: Path, **overrides: Any) -> Any:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def llama_engine(llm_models: dict[str, Path]) -> AsyncIterator[Any]:
     """One real vLLM engine (tiny Llama on CPU) shared by every test that needs it."""
+    from monolith.providers.base import EngineSpec
     from monolith.providers.vllm_llm import VLLMProvider
 
-    provider = VLLMProvider(vllm_config(llm_models["llama"]), model_path=str(llm_models["llama"]), model_id="tiny-llama")
+    provider = VLLMProvider(vllm_config(llm_models["llama"]), EngineSpec(model_path=str(llm_models["llama"]), model_id="tiny-llama"))
     await provider.load()
     await provider.warmup()
     yield provider

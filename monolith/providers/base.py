@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from abc import ABC
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+
+from monolith.config import Settings
 
 T = TypeVar("T")
 
@@ -21,6 +25,25 @@ class ThreadRunner:
 
     async def run(self, fn: Callable[..., T], /, *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What the factory gives every real engine besides its config section: where its weights
+    are, the id clients use, the executor for its blocking calls, and its devices."""
+
+    model_path: str
+    model_id: str
+    runner: BlockingRunner | None = None
+    devices: tuple[int, ...] = ()  # empty: CPU
+    settings: Settings | None = None  # for paths relative to config.toml
+
+    @property
+    def torch_device(self) -> str:
+        return f"cuda:{self.devices[0]}" if self.devices else "cpu"
+
+    def resolve(self, path: str) -> Path:
+        return self.settings.resolve(path) if self.settings is not None else Path(path)
 
 
 class Provider(ABC):

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monolith import metrics
-from monolith.config import EmbeddingConfig, Settings
-from monolith.providers.base import BlockingRunner
+from monolith.config import EmbeddingConfig
+from monolith.providers.base import EngineSpec
 from monolith.providers.batching import MicroBatcher
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 
@@ -24,19 +24,10 @@ log = logging.getLogger(__name__)
 class STEmbedding(EmbeddingProvider):
     backend = "sentence-transformers"
 
-    def __init__(
-        self,
-        config: EmbeddingConfig,
-        *,
-        settings: Settings | None = None,
-        model_path: str,
-        model_id: str,
-        runner: BlockingRunner | None = None,
-        devices: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__(model_id=model_id, model_path=model_path, runner=runner)
+    def __init__(self, config: EmbeddingConfig, spec: EngineSpec) -> None:
+        super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)
         self.config = config
-        self.device = f"cuda:{devices[0]}" if devices else "cpu"
+        self.device = spec.torch_device
         self.dimension = 0
         self._model: SentenceTransformer | None = None
         self._prefix: dict[TextKind, str] = {

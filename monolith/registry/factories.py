@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 
 from monolith.config import Settings
-from monolith.providers.base import BlockingRunner, Provider
+from monolith.providers.base import BlockingRunner, EngineSpec, Provider
 from monolith.providers.mock_embedding import MockEmbedding
 from monolith.providers.mock_llm import MockLLM
 from monolith.providers.mock_stt import MockSTT
@@ -52,8 +52,7 @@ def build_real(
     cls = getattr(importlib.import_module(module_name), class_name)
     section = getattr(settings, name)
     path = settings.resolve(model_path or section.model)
-    provider: Provider = cls(
-        section, settings=settings, model_path=str(path), model_id=served_id(settings, name),
-        runner=runner, devices=devices,
-    )
+    spec = EngineSpec(model_path=str(path), model_id=served_id(settings, name), runner=runner, devices=devices,
+                      settings=settings)
+    provider: Provider = cls(section, spec)
     return provider

@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from monolith.config import STTConfig
-from monolith.providers.base import ThreadRunner
+from monolith.providers.base import EngineSpec, ThreadRunner
 from monolith.providers.sherpa_stt import SherpaSTT
 
 from ..conftest import REPO
@@ -34,4 +34,4 @@ def utterance(lead: float = 0.5, tail: float = 1.5) -> np.ndarray:
 
 def stt(folder: Path, **config: object) -> SherpaSTT:
     settings = STTConfig(model=str(folder), num_threads=1, **config)  # type: ignore[arg-type]
-    return SherpaSTT(settings, model_path=str(folder), model_id=folder.name, runner=ThreadRunner())
+    return SherpaSTT(settings, EngineSpec(model_path=str(folder), model_id=folder.name, runner=ThreadRunner()))

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from monolith.config import TTSConfig
 from monolith.errors import InvalidRequest
+from monolith.providers.base import EngineSpec
 from monolith.providers.fish_tts import FishTTS
 from monolith.providers.llm import ChatMessage, SamplingOptions
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 def fish(folder: Path, **config: object) -> FishTTS:
     settings = TTSConfig(**{"model": str(folder), "precision": "float32", "max_new_tokens": 24, **config})  # type: ignore[arg-type]
-    return FishTTS(settings, model_path=str(folder), model_id=folder.name)
+    return FishTTS(settings, EngineSpec(model_path=str(folder), model_id=folder.name))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 
 from monolith.config import Settings, load_settings
-from monolith.providers.base import ThreadRunner
+from monolith.providers.base import EngineSpec, ThreadRunner
 from monolith.providers.st_embedding import STEmbedding
 
 
 def provider(root: Path, **embedding: str) -> STEmbedding:
     env = {f"MONOLITH_EMBEDDING__{k.upper()}": v for k, v in embedding.items()}
     settings: Settings = load_settings(root / "config.toml", env)
-    return STEmbedding(
-        settings.embedding, settings=settings, model_path=str(settings.resolve(settings.embedding.model)),
-        model_id="all-minilm-l6-v2", runner=ThreadRunner(),
-    )
+    spec = EngineSpec(model_path=str(settings.resolve(settings.embedding.model)), model_id="all-minilm-l6-v2",
+                      runner=ThreadRunner(), settings=settings)
+    return STEmbedding(settings.embedding, spec)
 
 
 async def test_vectors_are_normalized_float32_and_meaningful(tiny_root: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from monolith.errors import InvalidRequest
+from monolith.providers.base import EngineSpec
 from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
 from monolith.providers.vllm_llm import VLLMProvider
 
@@ -99,7 +100,7 @@ def gpt_oss_dir(llm_models: dict[str, Path]) -> Path:
 
 
 async def test_gpt_oss_speaks_harmony_and_only_the_final_channel_reaches_the_user(gpt_oss_dir: Path) -> None:
-    provider = VLLMProvider(vllm_config(gpt_oss_dir, max_model_len=1024), model_path=str(gpt_oss_dir), model_id="tiny-gpt-oss")
+    provider = VLLMProvider(vllm_config(gpt_oss_dir, max_model_len=1024), EngineSpec(model_path=str(gpt_oss_dir), model_id="tiny-gpt-oss"))
     await provider.load()
     try:
         assert provider.format is not None and provider.format.harmony  # from config.json, no flag

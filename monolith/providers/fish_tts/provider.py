@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from monolith.config import Settings, TTSConfig
+from monolith.config import TTSConfig
 from monolith.errors import InvalidRequest
-from monolith.providers.base import BlockingRunner
+from monolith.providers.base import EngineSpec
 from monolith.providers.fish_tts import compat
 from monolith.providers.tts import TTSProvider
 
@@ -62,21 +62,12 @@ class FishTTS(TTSProvider):
     backend = "fish-speech"
     native_sample_rate = 44100
 
-    def __init__(
-        self,
-        config: TTSConfig,
-        *,
-        settings: Settings | None = None,
-        model_path: str,
-        model_id: str,
-        runner: BlockingRunner | None = None,
-        devices: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__(model_id=model_id, model_path=model_path, runner=runner)
+    def __init__(self, config: TTSConfig, spec: EngineSpec) -> None:
+        super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)
         self.config = config
-        self.device = f"cuda:{devices[0]}" if devices else "cpu"
+        self.device = spec.torch_device
         self.engine: Any = None
-        self.references = Path(model_path) / "references"
+        self.references = Path(spec.model_path) / "references"
         self.active = 0
         self.cancelled = 0
 

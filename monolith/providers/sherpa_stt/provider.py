@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monolith.config import Settings, STTConfig
-from monolith.providers.base import BlockingRunner
+from monolith.config import STTConfig
+from monolith.providers.base import EngineSpec
 from monolith.providers.sherpa_stt.engines import Engine, OfflineEngine, OnlineEngine, Resampler, join_texts
 from monolith.providers.sherpa_stt.live import DecodeLoop
 from monolith.providers.sherpa_stt.models import ModelFiles, build_offline, build_online, discover, sherpa_has_cuda
@@ -26,20 +26,11 @@ log = logging.getLogger(__name__)
 class SherpaSTT(STTProvider):
     backend = "sherpa-onnx"
 
-    def __init__(
-        self,
-        config: STTConfig,
-        *,
-        settings: Settings | None = None,
-        model_path: str,
-        model_id: str,
-        runner: BlockingRunner | None = None,
-        devices: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__(model_id=model_id, model_path=model_path, runner=runner)
+    def __init__(self, config: STTConfig, spec: EngineSpec) -> None:
+        super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)
         self.config = config
-        self.settings = settings
-        self.devices = devices
+        self.spec = spec
+        self.devices = spec.devices
         self.files: ModelFiles | None = None
         self.engine: Engine | None = None
         self.loop: DecodeLoop | None = None
@@ -65,7 +56,7 @@ class SherpaSTT(STTProvider):
         return wanted, device
 
     def _load_blocking(self) -> Engine:
-        resolve = self.settings.resolve if self.settings is not None else Path
+        resolve = self.spec.resolve
         vad_model = resolve_vad_model(self.config, resolve)
         if self.config.hotwords_file:  # relative to config.toml, like every other path
             hotwords = Path(resolve(self.config.hotwords_file))

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from monolith.config import LLMConfig, Settings
+from monolith.config import LLMConfig
 from monolith.errors import InvalidRequest
-from monolith.providers.base import BlockingRunner
+from monolith.providers.base import EngineSpec
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
 from monolith.providers.vllm_llm.chat_format import ChatFormat, chat_format_for
 from monolith.providers.vllm_llm.engine_args import engine_kwargs
@@ -37,19 +37,10 @@ def _process_tree_rss_mb() -> float:
 class VLLMProvider(LLMProvider):
     backend = "vllm"
 
-    def __init__(
-        self,
-        config: LLMConfig,
-        *,
-        settings: Settings | None = None,
-        model_path: str,
-        model_id: str,
-        runner: BlockingRunner | None = None,
-        devices: tuple[int, ...] = (),
-    ) -> None:
-        super().__init__(model_id=model_id, model_path=model_path, runner=runner)
+    def __init__(self, config: LLMConfig, spec: EngineSpec) -> None:
+        super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)
         self.config = config
-        self.devices = devices
+        self.devices = spec.devices
         self.engine: Any = None
         self.format: ChatFormat | None = None
         self.engine_kwargs: dict[str, Any] = {}
