@@ -87,6 +87,27 @@ async def test_silence_alone_gives_no_events(sherpa_models: dict[str, Path], mod
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_a_session_opened_after_one_closed_mid_speech_starts_afresh(sherpa_models: dict[str, Path], mode: str) -> None:
+    # the closed session's voice detector is reused (loading one costs ~40 ms of the executor)
+    provider = await loaded(sherpa_models[mode])
+    first = await provider.open_stream(sample_rate=RATE, request_id="leaves")
+    await play(first, np.concatenate([silence(1.0), speech()[: RATE]]))  # cut off mid-sentence
+    assert [e.kind for e in await collect(first)][:1] == ["speech_started"]
+    await first.close()
+    assert provider.engine is not None and provider.engine.vads.idle == 1
+
+    second = await provider.open_stream(sample_rate=RATE, request_id="arrives")
+    assert provider.engine.vads.idle == 0
+    await play(second, silence(1.0))
+    assert await collect(second) == []  # nothing of the first session's speech carries over
+    await play(second, np.concatenate([speech(), silence(1.5)]))
+    events = await collect(second)
+    assert events[0].kind == "speech_started" and 900 < events[0].audio_ms < 1400  # its own clock
+    assert [e.kind for e in events][-1] == "final"
+    await provider.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_silence_after_speech_ends_each_turn(sherpa_models: dict[str, Path], mode: str) -> None:
     provider = await loaded(sherpa_models[mode], endpoint_trailing_silence_ms=500.0, vad_silence_ms=400.0)
     stream = await provider.open_stream(sample_rate=RATE, request_id="two-turns")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from monolith import metrics
 from monolith.config import STTConfig
-from monolith.providers.sherpa_stt.vad import RATE, StreamVad, VadEvent
+from monolith.providers.sherpa_stt.vad import RATE, StreamVad, VadEvent, VadPool
 from monolith.providers.stt import STTEvent
 
 # Zeros fed after a client's commit so a streaming model's last chunk (decode_chunk_len plus
@@ -82,9 +82,11 @@ def _vad_event(ev: VadEvent) -> STTEvent:
     return STTEvent("speech_started" if ev.kind == "started" else "speech_stopped", audio_ms=ev.audio_ms)
 
 
-def _observe(batch: int, started: float) -> None:
-    metrics.STT_DECODE_SECONDS.observe(time.perf_counter() - started)
+def _observe(batch: int, started: float) -> float:
+    seconds = time.perf_counter() - started
+    metrics.STT_DECODE_SECONDS.observe(seconds)
     metrics.STT_BATCH_STREAMS.observe(batch)
+    return seconds
 
 
 @dataclass
@@ -94,9 +96,18 @@ class Engine:
     vad_model: Path
     batches: int = 0
     decoded_streams: int = 0
+    decode_seconds: float = 0.0  # inside the recognizer's decode calls (VAD and features not counted)
+    vads: VadPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vads = VadPool(self.vad_model, self.config)
 
     def new_state(self, sample_rate: int) -> StreamState:
         raise NotImplementedError
+
+    def release(self, state: StreamState) -> None:
+        """The session closed: its detector goes back to the pool (no engine call uses it again)."""
+        self.vads.give_back(state.vad)
 
     def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
         raise NotImplementedError
@@ -117,7 +128,7 @@ class Transcription:
 
 class OnlineEngine(Engine):
     def new_state(self, sample_rate: int) -> StreamState:
-        return StreamState(Resampler(sample_rate), StreamVad(self.vad_model, self.config), self.recognizer.create_stream())
+        return StreamState(Resampler(sample_rate), self.vads.take(), self.recognizer.create_stream())
 
     def _decode_ready(self, streams: list[Any]) -> None:
         rec = self.recognizer
@@ -125,7 +136,7 @@ class OnlineEngine(Engine):
         while ready:
             started = time.perf_counter()
             rec.decode_streams(ready)
-            _observe(len(ready), started)
+            self.decode_seconds += _observe(len(ready), started)
             self.batches += 1
             self.decoded_streams += len(ready)
             ready = [s for s in ready if rec.is_ready(s)]
@@ -228,7 +239,7 @@ class _OnlineTranscription(Transcription):
 
 class OfflineEngine(Engine):
     def new_state(self, sample_rate: int) -> StreamState:
-        return StreamState(Resampler(sample_rate), StreamVad(self.vad_model, self.config))
+        return StreamState(Resampler(sample_rate), self.vads.take())
 
     def _decode(self, segments: list[np.ndarray]) -> list[str]:
         if not segments:
@@ -241,7 +252,7 @@ class OfflineEngine(Engine):
             streams.append(stream)
         started = time.perf_counter()
         rec.decode_streams(streams)
-        _observe(len(streams), started)
+        self.decode_seconds += _observe(len(streams), started)
         self.batches += 1
         self.decoded_streams += len(streams)
         return [s.result.text.strip() for s in streams]

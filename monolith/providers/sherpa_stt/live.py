@@ -59,7 +59,7 @@ class SherpaStream(STTStream):
         if self.closed:
             return
         self.closed = True
-        self.loop.streams.discard(self)
+        self.loop.release(self)
         self.queue.put_nowait(None)
 
 
@@ -94,9 +94,19 @@ class DecodeLoop:
         self.streams.add(stream)
         return stream
 
+    def release(self, stream: SherpaStream) -> None:
+        # A step already under way may still hold the stream's state; the pool hands the
+        # detector out again only from the executor, under the lock, after that step.
+        self.streams.discard(stream)
+        self.engine.release(stream.state)
+
     async def flush(self, stream: SherpaStream) -> None:
+        if stream.closed:
+            return
         await self._step_once()  # decode what was fed before the commit first
         async with self._lock:
+            if stream.closed:  # closed meanwhile: its detector may be another session's now
+                return
             events = await self.runner.run(self.engine.flush, stream.state)
         stream.deliver(events)
 
@@ -125,11 +135,11 @@ class DecodeLoop:
             await asyncio.sleep(self.interval_s)  # let audio gather: a bigger batch next time
 
     async def _step_once(self) -> None:
-        active = [s for s in self.streams if s.pending]
-        if not active:
-            return
-        batch = [(s.state, s.take_pending()) for s in active]
-        async with self._lock:
+        async with self._lock:  # taken first: a stream that closed before it is left out
+            active = [s for s in self.streams if s.pending]
+            if not active:
+                return
+            batch = [(s.state, s.take_pending()) for s in active]
             results = await self.runner.run(self.engine.step, batch)
         for stream, events in zip(active, results, strict=True):
             stream.deliver(events)

@@ -103,6 +103,11 @@ class StreamVad:
                 events.append(VadEvent("started", end_ms))
         return events
 
+    def reset(self) -> None:
+        """As new: no audio seen (a detector taken again from the pool)."""
+        self.vad.reset()
+        self.samples_seen, self.in_speech, self.onset_ms = 0, False, 0.0
+
     def current_audio(self) -> np.ndarray:
         """The utterance so far (offline partials re-decode it)."""
         current = self.vad.current_segment
@@ -119,3 +124,30 @@ class StreamVad:
         if not was_speaking:
             return None
         return VadEvent("stopped", self.position_ms, audio)
+
+
+class VadPool:
+    """Detectors of closed sessions, kept for the next ones. sherpa-onnx loads the Silero model
+    afresh for every VoiceActivityDetector (about 40 ms on 2 cores), and on the STT executor that
+    would stall every live session's decoding whenever a session opens."""
+
+    def __init__(self, model: Path, config: STTConfig) -> None:
+        self.model = model
+        self.config = config
+        self._free: list[StreamVad] = []
+
+    def take(self) -> StreamVad:
+        """On the STT executor (it resets a detector)."""
+        if self._free:
+            vad = self._free.pop()
+            vad.reset()
+            return vad
+        return StreamVad(self.model, self.config)
+
+    def give_back(self, vad: StreamVad) -> None:
+        """From any thread, once nothing will touch `vad` again; `take` resets it."""
+        self._free.append(vad)
+
+    @property
+    def idle(self) -> int:
+        return len(self._free)
