@@ -21,7 +21,9 @@ case "$what" in
     # Only silero-vad's ONNX file is used (by sherpa-onnx's VAD); its torch dependencies are not.
     # Fish Speech's declared pins (pydantic, numpy...) conflict with vLLM's: its code without its
     # dependencies, then the libraries it imports at run time (../shared/notes/fish-speech.md).
-    "${pip[@]}" -c constraints.txt --no-deps silero-vad fish-speech descript-audio-codec descript-audiotools
+    # zipformer: icefall's model classes, for scripts/tiny_zipformer.py (a real-architecture STT
+    # model with random weights); its training dependencies are not needed.
+    "${pip[@]}" -c constraints.txt --no-deps silero-vad fish-speech descript-audio-codec descript-audiotools zipformer
     "${pip[@]}" -c constraints.txt tiktoken einops loguru loralib hydra-core omegaconf pyrootutils \
         librosa natsort argbind flatten-dict julius ffmpy randomname importlib-resources click rich
     ;;

@@ -54,27 +54,11 @@ def _save(graph: onnx.GraphProto, path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def _frames_to_encoder_out(
-    x: str, out: str, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], hidden: tuple[int, int] = (0, 0)
-) -> None:
+def _frames_to_encoder_out(x: str, out: str, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]) -> None:
     """(N, T, 80) fbank -> (N, T // 4, DIM): 4x subsampling (as zipformer's: sherpa-onnx times
-    endpoints by it), a random projection, and the energy channel last. `hidden` = (layers,
-    width) adds that many ReLU layers whose output is multiplied by zero: the text is the same,
-    the compute is a real encoder's (for benchmarks)."""
+    endpoints by it), a random projection, and the energy channel last. (Benchmarks need a real
+    encoder's compute: scripts/tiny_zipformer.py.)"""
     inits.append(_init("w_enc", (_rng(1).standard_normal((FEATURE_DIM, DIM - 1)) * 0.02).astype(np.float32)))
-    layers, width = hidden
-    if layers:
-        previous, size = "x_ct_in", FEATURE_DIM
-        nodes.append(helper.make_node("Identity", [x], [previous]))
-        for i in range(layers):
-            inits.append(_init(f"w_h{i}", (_rng(10 + i).standard_normal((size, width)) * 0.05).astype(np.float32)))
-            nodes += [helper.make_node("MatMul", [previous, f"w_h{i}"], [f"h{i}_mm"]),
-                      helper.make_node("Relu", [f"h{i}_mm"], [f"h{i}"])]
-            previous, size = f"h{i}", width
-        inits += [_init("w_back", np.zeros((width, FEATURE_DIM), dtype=np.float32))]
-        nodes += [helper.make_node("MatMul", [previous, "w_back"], ["h_zero"]),
-                  helper.make_node("Add", [x, "h_zero"], ["x_plus"])]
-        x = "x_plus"
     nodes += [
         helper.make_node("Transpose", [x], ["x_ct"], perm=[0, 2, 1]),
         helper.make_node("AveragePool", ["x_ct"], ["pooled_ct"], kernel_shape=[SUBSAMPLING], strides=[SUBSAMPLING]),
@@ -144,7 +128,7 @@ def _streaming_states() -> list[tuple[str, list[int | str], int]]:
     ]
 
 
-def write_streaming_zipformer2(folder: Path, hidden: tuple[int, int] = (0, 0)) -> dict[str, str]:
+def write_streaming_zipformer2(folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     nodes: list[onnx.NodeProto] = []
     inits = [
@@ -153,7 +137,7 @@ def write_streaming_zipformer2(folder: Path, hidden: tuple[int, int] = (0, 0)) -
         _init("axes", np.array([1], dtype=np.int64)),
     ]
     nodes.append(helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["x_chunk"]))
-    _frames_to_encoder_out("x_chunk", "encoder_out", nodes, inits, hidden)
+    _frames_to_encoder_out("x_chunk", "encoder_out", nodes, inits)
     states = _streaming_states()
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", CHUNK + PAD, FEATURE_DIM])]
     outputs = [helper.make_tensor_value_info("encoder_out", TensorProto.FLOAT, ["N", CHUNK // SUBSAMPLING, DIM])]

@@ -108,6 +108,18 @@ def sherpa_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"streaming": root / "streaming-zipformer-tiny", "offline": root / "offline-transducer-tiny"}
 
 
+@pytest.fixture(scope="session")
+def zipformer_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A streaming zipformer2 with icefall's `small` architecture and random weights
+    (scripts/tiny_zipformer.py, about 8 s to build), once per run."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import tiny_zipformer
+
+    folder = tmp_path_factory.mktemp("zipformer") / "streaming-zipformer2-small"
+    tiny_zipformer.write_streaming_zipformer2(folder, "small")
+    return folder
+
+
 FINAL_ONLY_SCRIPT = ["<|channel|>", "final", "<|message|>", "Hello there.", "<|return|>"]
 
 

@@ -40,17 +40,17 @@ def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     assert figures["embedding"]["micro_batched"]["forward_passes"] < figures["embedding"]["one_per_request"]["forward_passes"]
 
 
-def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path) -> None:
+def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path, zipformer_small: Path) -> None:
     out = tmp_path / "stt.json"
     result = subprocess.run(
-        [sys.executable, "scripts/bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--layers", "1",
-         "--width", "64", "--out", str(out)],
+        [sys.executable, "scripts/bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--model",
+         str(zipformer_small), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "batched / one per stream (throughput ratio)" in result.stdout
     runs = json.loads(out.read_text())["runs"]
-    assert set(runs) == {"1", "2"} and runs["2"]["batched"]["rtf"] > 0
+    assert set(runs) == {"1", "2"} and runs["2"]["batched"]["rtf"] > 0 and runs["2"]["decode_only_ratio"] > 0
 
 
 def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
