@@ -1,6 +1,6 @@
 """A random-weight streaming zipformer2 with a real model's architecture, for benchmarks.
 
-    python scripts/tiny_zipformer.py DIR [--size small|medium]
+    python scripts/tiny_zipformer.py DIR [--size small|medium] [--ctc]
 
 `scripts/tiny_sherpa.py` builds models of a few ONNX nodes: right for tests of monolith's logic,
 useless for timing, since a real encoder's cost is many small attention and convolution ops per
@@ -93,8 +93,25 @@ def _add_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def write_streaming_zipformer2(folder: Path, size: str = "medium", seed: int = 0) -> int:
-    """Write encoder.onnx, decoder.onnx, joiner.onnx and tokens.txt; returns the parameter count."""
+def _write_decoder_and_joiner(zf: Any, model: Any, folder: Path) -> None:
+    import torch
+
+    decoder = zf.OnnxDecoderWrapper(model.decoder, model.joiner.decoder_proj)
+    joiner = zf.OnnxJoinerWrapper(model.joiner.output_linear)
+    torch.onnx.export(torch.jit.script(decoder), (torch.zeros(10, 2, dtype=torch.int64),), str(folder / "decoder.onnx"),
+                      opset_version=OPSET, dynamo=False, input_names=["y"], output_names=["decoder_out"],
+                      dynamic_axes={"y": {0: "N"}, "decoder_out": {0: "N"}})
+    torch.onnx.export(joiner, (torch.rand(11, JOINER_DIM), torch.rand(11, JOINER_DIM)), str(folder / "joiner.onnx"),
+                      opset_version=OPSET, dynamo=False, input_names=["encoder_out", "decoder_out"],
+                      output_names=["logit"],
+                      dynamic_axes={"encoder_out": {0: "N"}, "decoder_out": {0: "N"}, "logit": {0: "N"}})
+    _add_metadata(folder / "decoder.onnx", {"context_size": "2", "vocab_size": str(VOCAB), "blank_id": "0", "unk_id": "0"})
+    _add_metadata(folder / "joiner.onnx", {"joiner_dim": str(JOINER_DIM)})
+
+
+def write_streaming_zipformer2(folder: Path, size: str = "medium", seed: int = 0, ctc: bool = False) -> int:
+    """Write encoder.onnx, decoder.onnx, joiner.onnx (or, with `ctc`, one CTC model) and
+    tokens.txt; returns the parameter count."""
     import torch
 
     zf = _import_model_classes()
@@ -105,6 +122,7 @@ def write_streaming_zipformer2(folder: Path, size: str = "medium", seed: int = 0
         feature_dim=FEATURE_DIM, downsampling_factor="1,2,4,8,4,2", query_head_dim="32", pos_head_dim="4",
         value_head_dim="12", pos_dim=48, causal=True, chunk_size=str(CHUNK), left_context_frames=str(LEFT_CONTEXT),
         vocab_size=VOCAB, decoder_dim=512, joiner_dim=JOINER_DIM, context_size=2, **SIZES[size],
+        use_transducer=not ctc, use_ctc=ctc,
     ).eval()
     with torch.no_grad():
         # Zipformer2 builds each stack's layers by deep-copying one, so fresh weights repeat from
@@ -113,11 +131,12 @@ def write_streaming_zipformer2(folder: Path, size: str = "medium", seed: int = 0
         for p in model.parameters():
             p.mul_(1 + 0.05 * torch.randn_like(p))
     parameters = int(sum(p.numel() for p in model.parameters()))
-    encoder = zf.OnnxStreamingEncoderWrapper(model.encoder, model.encoder_embed, model.joiner.encoder_proj)
+    if ctc:
+        encoder = zf.OnnxStreamingCtcWrapper(model.encoder, model.encoder_embed, model.ctc_output)
+    else:
+        encoder = zf.OnnxStreamingEncoderWrapper(model.encoder, model.encoder_embed, model.joiner.encoder_proj)
     # icefall's export does this too: tracing follows the streaming path
     type(encoder.encoder).forward = type(encoder.encoder).streaming_forward
-    decoder = zf.OnnxDecoderWrapper(model.decoder, model.joiner.decoder_proj)
-    joiner = zf.OnnxJoinerWrapper(model.joiner.output_linear)
 
     stacks = encoder.encoder
 
@@ -135,8 +154,9 @@ def write_streaming_zipformer2(folder: Path, size: str = "medium", seed: int = 0
         "num_heads": joined(stacks.num_heads),
     }
     states = encoder.get_init_states()
-    inputs, outputs = ["x"], ["encoder_out"]
-    axes: dict[str, dict[int, str]] = {"x": {0: "N"}, "encoder_out": {0: "N"}}
+    output = "log_probs" if ctc else "encoder_out"
+    inputs, outputs = ["x"], [output]
+    axes: dict[str, dict[int, str]] = {"x": {0: "N"}, output: {0: "N"}}
     names = [(f"{n}_{i}", axis) for i in range(len(states[:-2]) // 6) for n, axis in zip(_STATE_NAMES, _STATE_BATCH_AXIS, strict=True)]
     for name, axis in [*names, ("embed_states", 0), ("processed_lens", 0)]:
         inputs.append(name)
@@ -145,18 +165,12 @@ def write_streaming_zipformer2(folder: Path, size: str = "medium", seed: int = 0
     x = torch.rand(1, CHUNK * 2 + encoder.pad_length, FEATURE_DIM)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
-        torch.onnx.export(encoder, (x, states), str(folder / "encoder.onnx"), opset_version=OPSET, dynamo=False,
+        encoder_file = folder / (f"ctc-chunk-{CHUNK}-left-{LEFT_CONTEXT}.onnx" if ctc else "encoder.onnx")
+        torch.onnx.export(encoder, (x, states), str(encoder_file), opset_version=OPSET, dynamo=False,
                           input_names=inputs, output_names=outputs, dynamic_axes=axes)
-        torch.onnx.export(torch.jit.script(decoder), (torch.zeros(10, 2, dtype=torch.int64),), str(folder / "decoder.onnx"),
-                          opset_version=OPSET, dynamo=False, input_names=["y"], output_names=["decoder_out"],
-                          dynamic_axes={"y": {0: "N"}, "decoder_out": {0: "N"}})
-        torch.onnx.export(joiner, (torch.rand(11, JOINER_DIM), torch.rand(11, JOINER_DIM)), str(folder / "joiner.onnx"),
-                          opset_version=OPSET, dynamo=False, input_names=["encoder_out", "decoder_out"],
-                          output_names=["logit"],
-                          dynamic_axes={"encoder_out": {0: "N"}, "decoder_out": {0: "N"}, "logit": {0: "N"}})
-    _add_metadata(folder / "encoder.onnx", meta)
-    _add_metadata(folder / "decoder.onnx", {"context_size": "2", "vocab_size": str(VOCAB), "blank_id": "0", "unk_id": "0"})
-    _add_metadata(folder / "joiner.onnx", {"joiner_dim": str(JOINER_DIM)})
+        _add_metadata(encoder_file, meta)
+        if not ctc:
+            _write_decoder_and_joiner(zf, model, folder)
     # kana with the id appended: distinct, printable tokens (the text means nothing)
     tokens = ["<blk>", *(f"{chr(0x3042 + i % 80)}{i}" for i in range(1, VOCAB))]
     (folder / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8")
@@ -167,6 +181,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--size", choices=sorted(SIZES), default="medium")
+    parser.add_argument("--ctc", action="store_true", help="a CTC head instead of a transducer")
     args = parser.parse_args()
-    count = write_streaming_zipformer2(args.folder, args.size)
-    print(f"wrote {args.folder}: streaming zipformer2 ({args.size}), {count / 1e6:.1f} M parameters, random weights")
+    count = write_streaming_zipformer2(args.folder, args.size, ctc=args.ctc)
+    head = "CTC" if args.ctc else "transducer"
+    print(f"wrote {args.folder}: streaming zipformer2 {head} ({args.size}), {count / 1e6:.1f} M parameters, random weights")

@@ -109,15 +109,17 @@ def sherpa_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def zipformer_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A streaming zipformer2 with icefall's `small` architecture and random weights
-    (scripts/tiny_zipformer.py, about 8 s to build), once per run."""
+def zipformer_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Streaming zipformer2s with icefall's `small` architecture and random weights
+    (scripts/tiny_zipformer.py), a transducer and a CTC model, about 8 s each, once per run."""
     sys.path.insert(0, str(REPO / "scripts"))
     import tiny_zipformer
 
-    folder = tmp_path_factory.mktemp("zipformer") / "streaming-zipformer2-small"
-    tiny_zipformer.write_streaming_zipformer2(folder, "small")
-    return folder
+    root = tmp_path_factory.mktemp("zipformer")
+    models = {"transducer": root / "streaming-zipformer2-small", "ctc": root / "streaming-zipformer2-ctc-small"}
+    for head, folder in models.items():
+        tiny_zipformer.write_streaming_zipformer2(folder, "small", ctc=head == "ctc")
+    return models
 
 
 FINAL_ONLY_SCRIPT = ["<|channel|>", "final", "<|message|>", "Hello there.", "<|return|>"]

@@ -40,11 +40,11 @@ def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     assert figures["embedding"]["micro_batched"]["forward_passes"] < figures["embedding"]["one_per_request"]["forward_passes"]
 
 
-def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path, zipformer_small: Path) -> None:
+def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path, zipformer_models: dict[str, Path]) -> None:
     out = tmp_path / "stt.json"
     result = subprocess.run(
         [sys.executable, "scripts/bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--model",
-         str(zipformer_small), "--out", str(out)],
+         str(zipformer_models["transducer"]), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

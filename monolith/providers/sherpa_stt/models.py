@@ -74,7 +74,8 @@ def discover(folder: Path, config: STTConfig) -> ModelFiles:
     encoder = _pick(folder, config.encoder, "encoder")
     decoder = _pick(folder, config.decoder, "decoder")
     joiner = _pick(folder, config.joiner, "joiner")
-    ctc = _pick(folder, config.ctc_model, "model")
+    # CTC models: `model*.onnx`, or `ctc*.onnx` as sherpa-onnx's streaming zipformer2 CTC releases name it
+    ctc = _pick(folder, config.ctc_model, "model") or _pick(folder, "", "ctc")
     model_type: ModelType
     if config.model_type != "auto":
         model_type = config.model_type
@@ -87,14 +88,15 @@ def discover(folder: Path, config: STTConfig) -> ModelFiles:
     else:
         raise ModelFilesError(
             f"{folder}: no encoder/decoder/joiner*.onnx (transducer), encoder/decoder (paraformer) "
-            "or model*.onnx (CTC) found; set stt.encoder/decoder/joiner or stt.ctc_model"
+            "or model*.onnx / ctc*.onnx (CTC) found; set stt.encoder/decoder/joiner or stt.ctc_model"
         )
     mode: Mode
     if config.mode != "auto":
         mode = config.mode
     else:
-        # Streaming zipformer encoders carry their chunk size; offline ones do not.
-        meta = _encoder_metadata(encoder) if encoder else {}
+        # Streaming zipformer encoders (and CTC models) carry their chunk size; offline ones do not.
+        first = encoder or ctc
+        meta = _encoder_metadata(first) if first else {}
         streaming_hint = "decode_chunk_len" in meta or "streaming" in folder.name.lower()
         mode = "streaming" if streaming_hint else "offline"
     needed = {"transducer": (encoder, decoder, joiner), "paraformer": (encoder, decoder)}.get(model_type, (ctc,))
