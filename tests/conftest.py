@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
@@ -80,20 +81,32 @@ async def running(app: Starlette, *, wait_loaded: bool = True) -> AsyncIterator[
 AppFactory = Callable[..., Starlette]
 
 
+def build_app(settings: Settings | None = None, **registry_kwargs: Any) -> Starlette:
+    """The app as `python -m monolith` builds it, on a machine with no GPU."""
+    s = settings or make_settings()
+    return create_app(s, Registry(s, build_plan(s, Inventory()), **registry_kwargs))
+
+
 @pytest.fixture
 def app_factory() -> AppFactory:
-    def factory(settings: Settings | None = None, **registry_kwargs: Any) -> Starlette:
-        s = settings or make_settings()
-        plan = build_plan(s, Inventory())
-        return create_app(s, Registry(s, plan, **registry_kwargs))
-
-    return factory
+    return build_app
 
 
 @pytest.fixture
 async def client(app_factory: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with running(app_factory()) as c:
         yield c
+
+
+def openai_client(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
+    """The official client, talking to the in-process app through `client`."""
+    return openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0)
+
+
+@pytest.fixture
+def oai(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
+    """`openai_client` over the test module's own `client` fixture."""
+    return openai_client(client)
 
 
 @pytest.fixture(scope="session")

@@ -6,19 +6,23 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .conftest import REPO
 
 
+def run_bench(script: str, *args: str, out: Path, timeout: int) -> tuple[str, Any]:
+    """Run scripts/<script> with `--out out`; its stdout and the figures it wrote."""
+    result = subprocess.run([sys.executable, f"scripts/{script}", *args, "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout, json.loads(out.read_text())
+
+
 def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
-    out = tmp_path / "latency.json"
-    result = subprocess.run(
-        [sys.executable, "scripts/bench_latency.py", "--sessions", "2", "--turns", "1", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "in-process / hops (p50 ratio)" in result.stdout
-    runs = json.loads(out.read_text())
+    stdout, runs = run_bench("bench_latency.py", "--sessions", "2", "--turns", "1",
+                             out=tmp_path / "latency.json", timeout=240)
+    assert "in-process / hops (p50 ratio)" in stdout
     assert [r.get("topology") for r in runs[:2]] == ["in-process", "hops"]
     for run in runs[:2]:
         assert run["figures"]["tts_start_ms"]["n"] == 2
@@ -26,53 +30,32 @@ def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
 
 
 def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "rag.json"
-    result = subprocess.run(
-        [sys.executable, "scripts/bench_rag.py", "--sizes", "300", "--queries", "5", "--ingest-chunks", "20",
-         "--callers", "4", "--requests", "2", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "micro-batched / one per request (throughput ratio)" in result.stdout
-    assert "300 chunks: hnsw / flat p50" in result.stdout
-    figures = json.loads(out.read_text())
+    stdout, figures = run_bench("bench_rag.py", "--sizes", "300", "--queries", "5", "--ingest-chunks", "20",
+                                "--callers", "4", "--requests", "2", out=tmp_path / "rag.json", timeout=300)
+    assert "micro-batched / one per request (throughput ratio)" in stdout
+    assert "300 chunks: hnsw / flat p50" in stdout
     assert set(figures["search"]) == {"300/flat", "300/hnsw", "minilm_query_embed"}
     assert figures["embedding"]["micro_batched"]["forward_passes"] < figures["embedding"]["one_per_request"]["forward_passes"]
 
 
 def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path, zipformer_models: dict[str, Path]) -> None:
-    out = tmp_path / "stt.json"
-    result = subprocess.run(
-        [sys.executable, "scripts/bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--model",
-         str(zipformer_models["transducer"]), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "batched / one per stream (throughput ratio)" in result.stdout
-    runs = json.loads(out.read_text())["runs"]
+    stdout, figures = run_bench("bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--model",
+                                str(zipformer_models["transducer"]), out=tmp_path / "stt.json", timeout=300)
+    assert "batched / one per stream (throughput ratio)" in stdout
+    runs = figures["runs"]
     assert set(runs) == {"1", "2"} and runs["2"]["batched"]["rtf"] > 0 and runs["2"]["decode_only_ratio"] > 0
 
 
 def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
-    out = tmp_path / "llm.json"
-    result = subprocess.run(
-        [sys.executable, "scripts/bench_llm.py", "--streams", "2", "--tokens", "8", "--rounds", "1", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "in-process / server: TTFT p50" in result.stdout
-    figures = json.loads(out.read_text())
+    stdout, figures = run_bench("bench_llm.py", "--streams", "2", "--tokens", "8", "--rounds", "1",
+                                out=tmp_path / "llm.json", timeout=600)
+    assert "in-process / server: TTFT p50" in stdout
     assert figures["in_process"]["2"]["tokens_per_s"] > 0 and figures["server"]["2"]["tokens_per_s"] > 0
 
 
 def test_bench_tts_compares_the_two_policies(tmp_path: Path) -> None:
-    out = tmp_path / "tts.json"
-    result = subprocess.run(
-        [sys.executable, "scripts/bench_tts.py", "--sessions", "2", "--responses", "1", "--chunks", "2",
-         "--first-chunk-ms", "10", "--rtf", "0", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "fifo / first-chunk-first, time to first audio p95" in result.stdout
-    row = json.loads(out.read_text())["runs"]["2"]
+    stdout, figures = run_bench("bench_tts.py", "--sessions", "2", "--responses", "1", "--chunks", "2",
+                                "--first-chunk-ms", "10", "--rtf", "0", out=tmp_path / "tts.json", timeout=120)
+    assert "fifo / first-chunk-first, time to first audio p95" in stdout
+    row = figures["runs"]["2"]
     assert set(row) == {"first-chunk-first", "fifo", "fifo / first-chunk-first (p95)"}

@@ -13,7 +13,7 @@ import pytest
 from monolith.providers.base import Provider
 from monolith.registry import Registry
 
-from ..conftest import AppFactory, load_tiny, make_settings, real_llm_settings, running
+from ..conftest import AppFactory, build_app, load_tiny, make_settings, real_llm_settings, running
 from ..fakes import FakeRealLLM
 
 TOKEN = {"MONOLITH_SERVER__ADMIN_TOKEN": '"s3cret"'}
@@ -163,11 +163,9 @@ async def test_sessions_in_progress_keep_their_stream_through_an_stt_swap(app_fa
 
 
 async def test_real_embedding_and_stt_swap_and_refuse_broken_folders(tiny_root: Path, sherpa_models: dict[str, Path], tmp_path: Path) -> None:
-    from monolith.app import create_app
-    from monolith.scheduler.placement import Inventory, build_plan
 
     settings = load_tiny(tiny_root, {**TOKEN, "MONOLITH_RAG__ENABLED": "false"})
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with running(app) as client:
         copy = tmp_path / "minilm-copy"
         shutil.copytree(tiny_root / "embedding" / "all-minilm-l6-v2", copy)

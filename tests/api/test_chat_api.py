@@ -12,13 +12,10 @@ import openai
 import pytest
 from starlette.applications import Starlette
 
-from monolith.app import create_app
 from monolith.config import Settings, load_settings
 from monolith.providers.vllm_llm import VLLMProvider
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import running
+from ..conftest import build_app, running
 from ..fakes import SharedLLM
 from ..voice.conftest import serve_live
 
@@ -27,19 +24,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 def chat_app(tiny_root: Path, engine: VLLMProvider, **env: str) -> Starlette:
     settings: Settings = load_settings(tiny_root / "config.toml", {"MONOLITH_RAG__ENABLED": "false", **env})
-    registry = Registry(settings, build_plan(settings, Inventory()), builders={"llm": lambda s, n: SharedLLM(engine)})
-    return create_app(settings, registry)
+    return build_app(settings, builders={"llm": lambda s, n: SharedLLM(engine)})
 
 
 @pytest.fixture
 async def client(tiny_root: Path, llama_engine: VLLMProvider) -> AsyncIterator[httpx.AsyncClient]:
     async with running(chat_app(tiny_root, llama_engine)) as c:
         yield c
-
-
-@pytest.fixture
-def oai(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0)
 
 
 MESSAGES: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello! How are you?"}]

@@ -11,25 +11,16 @@ import numpy as np
 import openai
 import pytest
 
-from monolith.app import create_app
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
-
-from ..conftest import load_tiny, running
+from ..conftest import build_app, load_tiny, running
 
 
 @pytest.fixture
 async def client(tiny_root: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_tiny(tiny_root, {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_EMBEDDING__MAX_INPUTS": "8"})
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with running(app) as c:
         assert app.state.registry.health()["embedding"]["provider"] == "sentence-transformers"
         yield c
-
-
-@pytest.fixture
-def oai(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0)
 
 
 async def test_openai_client_default_base64_and_float_agree(oai: openai.AsyncOpenAI) -> None:
@@ -101,7 +92,7 @@ async def test_input_type_query_adds_the_configured_prefix(tiny_root: Path) -> N
         tiny_root,
         {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_EMBEDDING__QUERY_PREFIX": '"query: "'},
     )
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with running(app) as c:
         typed = (await c.post("/v1/embeddings", json={"input": "battery", "input_type": "query"})).json()
         by_hand = (await c.post("/v1/embeddings", json={"input": "query: battery"})).json()

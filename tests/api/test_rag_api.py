@@ -10,14 +10,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from monolith.app import create_app
 from monolith.config import Settings
 from monolith.providers.embedding import EmbeddingProvider
 from monolith.rag.ingest import ingest
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import load_tiny, running
+from ..conftest import build_app, load_tiny, running
 from ..rag.conftest import CORPUS, target_for
 
 
@@ -30,7 +27,7 @@ def settings_for(tiny_root: Path, tmp_path: Path, **env: str) -> Settings:
 
 
 def app_for(settings: Settings) -> Starlette:
-    return create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    return build_app(settings)
 
 
 async def ingest_corpus(settings: Settings, app: Starlette, folder: Path) -> None:

@@ -15,7 +15,7 @@ import openai
 import pytest
 import soundfile as sf
 
-from ..conftest import AppFactory
+from ..conftest import AppFactory, build_app, load_tiny, openai_client, running
 from ..voice.conftest import serve_live
 
 SPEECH = {"model": "openaudio-s1-mini", "voice": "default", "input": "Hello there. This is a longer second sentence, to make two chunks."}
@@ -90,17 +90,11 @@ async def test_bad_requests_are_400(client: httpx.AsyncClient, patch: dict[str, 
 
 
 async def test_speech_through_the_real_fish_speech(tiny_root: Path) -> None:
-    from monolith.app import create_app
-    from monolith.registry import Registry
-    from monolith.scheduler.placement import Inventory, build_plan
-
-    from ..conftest import load_tiny, running
-
     settings = load_tiny(tiny_root, {"MONOLITH_TTS__PROVIDER": '"fish-speech"', "MONOLITH_RAG__ENABLED": "false"})
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with running(app) as client:
         assert app.state.registry.health()["tts"]["provider"] == "fish-speech"
-        oai = openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0)
+        oai = openai_client(client)
         resp = await oai.audio.speech.create(model="fish-tiny", voice="default", input="Hello there. How are you?",
                                              response_format="wav")
         samples, rate = decode(resp.read())

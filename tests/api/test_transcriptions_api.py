@@ -14,11 +14,7 @@ import openai
 import pytest
 import soundfile as sf
 
-from monolith.app import create_app
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
-
-from ..conftest import load_tiny, running
+from ..conftest import build_app, load_tiny, running
 from ..providers.stt_fixtures import RATE, silence, utterance
 
 
@@ -38,15 +34,10 @@ async def client(sherpa_models: dict[str, Path], tiny_root: Path) -> AsyncIterat
         "MONOLITH_STT__MAX_UPLOAD_MB": "1.0",
     }
     settings = load_tiny(tiny_root, env)
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with running(app) as c:
         assert app.state.registry.health()["stt"]["provider"] == "sherpa-onnx"
         yield c
-
-
-@pytest.fixture
-def oai(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0)
 
 
 async def test_openai_client_json_and_text(oai: openai.AsyncOpenAI) -> None:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monolith.app import create_app
 from monolith.providers.embedding import EmbeddingProvider
 from monolith.providers.llm import ChatMessage
 from monolith.rag.ingest import ingest
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import make_settings
+from ..conftest import build_app, make_settings
 from ..rag.conftest import CORPUS, target_for
 from .conftest import connect, serve_live
 
@@ -24,7 +21,7 @@ async def test_voice_turn_with_rag_puts_passages_in_the_prompt_and_returns_sourc
         "MONOLITH_RAG__TOP_K": "2",
         "MONOLITH_VOICE__USE_RAG": "true",
     })
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with serve_live(app) as live:
         embedder = live.registry.slots["embedding"].primary  # --cpu-mock: the mock embedder
         assert isinstance(embedder, EmbeddingProvider)

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from monolith.app import create_app
 from monolith.providers.vllm_llm import VLLMProvider
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
 
-from ..conftest import load_tiny
+from ..conftest import build_app, load_tiny
 from ..fakes import SharedLLM
 from .conftest import connect, serve_live
 
@@ -22,8 +19,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_response_cancel_and_disconnect_leave_no_engine_request(tiny_root: Path, llama_engine: VLLMProvider) -> None:
     settings = load_tiny(tiny_root, {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_LLM__MAX_TOKENS": "400",
                                      "MONOLITH_LLM__TEMPERATURE": "1.0"})
-    registry = Registry(settings, build_plan(settings, Inventory()), builders={"llm": lambda s, n: SharedLLM(llama_engine)})
-    async with serve_live(create_app(settings, registry)) as live:
+    async with serve_live(build_app(settings, builders={"llm": lambda s, n: SharedLLM(llama_engine)})) as live:
         client = await connect(live)
         await client.send_json({"type": "input_text", "text": "Tell me a long story."})
         await client.wait_for("response.text.delta")

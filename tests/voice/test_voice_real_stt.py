@@ -6,11 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monolith.app import create_app
-from monolith.registry import Registry
-from monolith.scheduler.placement import Inventory, build_plan
-
-from ..conftest import load_tiny
+from ..conftest import build_app, load_tiny
 from ..providers.stt_fixtures import silence, speech
 from .conftest import connect, serve_live
 
@@ -23,7 +19,7 @@ async def test_spoken_turn_and_barge_in_with_the_real_recognizer(tiny_root: Path
     env = {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_LLM__MOCK__TOKENS_PER_SECOND": "10",
            "MONOLITH_LLM__MOCK__FIRST_TOKEN_MS": "20", "MONOLITH_TTS__MOCK__FIRST_CHUNK_MS": "20"}
     settings = load_tiny(tiny_root, env)
-    app = create_app(settings, Registry(settings, build_plan(settings, Inventory())))
+    app = build_app(settings)
     async with serve_live(app) as live:
         assert live.registry.health()["stt"]["provider"] == "sherpa-onnx"
         client = await connect(live)
