@@ -82,13 +82,6 @@ def _vad_event(ev: VadEvent) -> STTEvent:
     return STTEvent("speech_started" if ev.kind == "started" else "speech_stopped", audio_ms=ev.audio_ms)
 
 
-def _observe(batch: int, started: float) -> float:
-    seconds = time.perf_counter() - started
-    metrics.STT_DECODE_SECONDS.observe(seconds)
-    metrics.STT_BATCH_STREAMS.observe(batch)
-    return seconds
-
-
 @dataclass
 class Engine:
     recognizer: Any
@@ -104,6 +97,15 @@ class Engine:
 
     def new_state(self, sample_rate: int) -> StreamState:
         raise NotImplementedError
+
+    def _counted(self, batch: int, started: float) -> None:
+        """One decode call of `batch` streams, begun at `started`: metrics and counters."""
+        seconds = time.perf_counter() - started
+        metrics.STT_DECODE_SECONDS.observe(seconds)
+        metrics.STT_BATCH_STREAMS.observe(batch)
+        self.decode_seconds += seconds
+        self.batches += 1
+        self.decoded_streams += batch
 
     def release(self, state: StreamState) -> None:
         """The session closed: its detector goes back to the pool (no engine call uses it again)."""
@@ -136,9 +138,7 @@ class OnlineEngine(Engine):
         while ready:
             started = time.perf_counter()
             rec.decode_streams(ready)
-            self.decode_seconds += _observe(len(ready), started)
-            self.batches += 1
-            self.decoded_streams += len(ready)
+            self._counted(len(ready), started)
             ready = [s for s in ready if rec.is_ready(s)]
 
     def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
@@ -252,9 +252,7 @@ class OfflineEngine(Engine):
             streams.append(stream)
         started = time.perf_counter()
         rec.decode_streams(streams)
-        self.decode_seconds += _observe(len(streams), started)
-        self.batches += 1
-        self.decoded_streams += len(streams)
+        self._counted(len(streams), started)
         return [s.result.text.strip() for s in streams]
 
     def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
@@ -322,9 +320,10 @@ class _OfflineTranscription(Transcription):
 
     def advance(self) -> list[str] | None:
         if self.segments is None:  # the VAD pass is fast (seconds of audio per ms)
-            vad = StreamVad(self.engine.vad_model, self.engine.config)
+            vad = self.engine.vads.take()
             found = [ev.segment for ev in vad.accept(self.samples) if ev.kind == "stopped" and ev.segment is not None]
             tail = vad.finish()
+            self.engine.vads.give_back(vad)
             if tail is not None and tail.segment is not None:
                 found.append(tail.segment)
             self.segments = [s for s in found if s.size]
