@@ -43,9 +43,12 @@ def check_weights(settings: Settings, plan: Plan) -> tuple[list[str], list[str]]
         missing = missing_files(name, folder)
         if not missing:
             lines.append(f"{name}: {folder} complete")
-        elif section.fallback == "mock":
-            lines.append(f"{name}: {folder} incomplete (missing {', '.join(missing)}); the mock will serve")
-        else:
-            problems.append(f"{name}: {folder} incomplete (missing {', '.join(missing)})")
-            lines.append(problems[-1] + "; fallback is none, it cannot serve")
+            continue
+        incomplete = f"{name}: {folder} incomplete (missing {', '.join(missing)})"
+        if section.fallback == "mock" and settings.server.ready_when_degraded:
+            lines.append(f"{incomplete}; the mock would serve and /ready would say degraded (ready_when_degraded)")
+            continue
+        problems.append(incomplete)
+        then = "its mock would serve but /ready would answer 503" if section.fallback == "mock" else "it cannot serve"
+        lines.append(f"{incomplete}; {then}")
     return lines, problems

@@ -23,7 +23,6 @@ from monolith.scheduler.placement import Inventory, build_plan
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache for the tiny engines
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -156,7 +155,9 @@ def vllm_config(model: Path, **overrides: Any) -> Any:
 
     base: dict[str, Any] = {
         "model": str(model), "devices": "cpu", "tensor_parallel_size": 1, "max_model_len": 512,
-        "max_num_seqs": 8, "max_tokens": 32, "temperature": 0.0, "engine_args": {"enforce_eager": True},
+        "max_num_seqs": 8, "max_tokens": 32, "temperature": 0.0,
+        # 1 GiB of KV cache, from the config as a user would give it (no VLLM_* environment)
+        "engine_args": {"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30},
     }
     return LLMConfig(**{**base, **overrides})
 

@@ -101,3 +101,46 @@ def test_bad_env_override_exits_2_naming_the_variable() -> None:
     result = run_cli("--cpu-mock", "--check", env={"LLM_TP_SIZE": "many"})
     assert result.returncode == 2
     assert "environment variable LLM_TP_SIZE" in result.stderr
+
+
+def test_the_shipped_layout_checks_out_for_an_8_gpu_node_from_a_laptop() -> None:
+    result = run_cli("--check", "--gpus", "8x80GB")
+    assert result.returncode == 0, result.stderr
+    assert "cuda:0,1,2,3,4,5 (tensor parallel 2 x data parallel 3)" in result.stdout
+    assert "plan: valid for the described GPUs" in result.stdout
+
+
+def test_old_env_tp_6_with_gpt_oss_fails_the_check_with_the_numbers() -> None:
+    result = run_cli("--check", "--gpus", "8", env={"LLM_TP_SIZE": "6"})
+    assert result.returncode == 2
+    assert "the model's 64 attention heads do not divide by tensor_parallel_size 6" in result.stderr
+    assert "valid tensor_parallel_size values: 1, 2, 4, 8" in result.stderr
+
+
+def _layout_config(tmp_path: Path, tp: int, dp: int) -> Path:
+    model = tmp_path / "llm"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"num_attention_heads": 64, "num_key_value_heads": 8,
+                                                   "num_hidden_layers": 36}))
+    config = tmp_path / "config.toml"
+    devices = list(range(tp * dp))
+    config.write_text(
+        f'[llm]\nmodel = "llm"\ndevices = {devices}\ntensor_parallel_size = {tp}\ndata_parallel_size = {dp}\n'
+        '[stt]\ndevices = [7]\n[embedding]\ndevices = [7]\n[tts]\ndevices = [7]\n'
+    )
+    return config
+
+
+def test_check_for_another_machine_validates_tensor_parallel_against_the_model(tmp_path: Path) -> None:
+    for tp, dp, code in ((1, 6, 0), (2, 3, 0), (4, 1, 0), (3, 2, 2), (6, 1, 2)):
+        result = run_cli("--config", str(_layout_config(tmp_path, tp, dp)), "--check", "--gpus", "8")
+        assert result.returncode == code, (tp, dp, result.stdout, result.stderr)
+        if code:
+            assert f"do not divide by tensor_parallel_size {tp}" in result.stderr
+
+
+def test_a_port_out_of_range_is_a_config_error_not_a_traceback() -> None:
+    result = run_cli("--cpu-mock", "--port", "70000")
+    assert result.returncode == 2
+    assert "--port 70000: a port is a number from 1 to 65535" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_config_is_the_8_gpu_layout() -> None:
     s = load_settings(REPO / "config.toml", {})
     assert s.llm.devices == [0, 1, 2, 3, 4, 5]
-    assert s.llm.tensor_parallel_size == 6
+    assert s.llm.layout(6) == (2, 1, 3)  # tensor parallel 2 x data parallel 3
     assert (s.stt.devices, s.embedding.devices, s.tts.devices) == ([6], [6], [7])
     assert s.llm.reasoning_effort == "low"
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monolith.config import Settings
 from monolith.registry import Registry
 
 
@@ -30,18 +31,27 @@ async def health(request: Request) -> Response:
 
 
 def readiness(request: Request) -> tuple[str, dict[str, Any]]:
+    """The states, worst first (README, "Readiness"): not_ready (loading; a configured engine
+    failed, even while its mock answers, unless server.ready_when_degraded), degraded (a planned
+    mock, a per-request fallback, a swap, a warning), ready."""
     registry: Registry = request.app.state.registry
+    settings: Settings = request.app.state.settings
     rag = getattr(request.app.state, "rag", None)
     warnings = _warnings(request)
+    health = registry.health()
     providers = {
-        name: {k: s[k] for k in ("loaded", "state", "provider", "is_mock", "fallback_count", "model")}
-        for name, s in registry.health().items()
+        name: {k: s[k] for k in ("loaded", "state", "provider", "is_mock", "serving", "fallback_count", "model")}
+        for name, s in health.items()
     }
-    failed = [n for n, p in providers.items() if p["state"] == "failed"]
+    failures = [f"{name}: {s['failure']}" for name, s in health.items() if s["failure"]]
+    failures += [f"{name}: {s['last_error']}" for name, s in health.items() if s["state"] == "failed" and not s["failure"]]
+    blocking = [f for f in failures if not settings.server.ready_when_degraded]
+    hard_failed = any(p["state"] == "failed" for p in providers.values())
     rag_status = rag.status() if rag is not None else {"enabled": False, "loaded": False}
-    if registry.loading or failed or rag_status.get("state") == "loading":
+    if registry.loading or hard_failed or blocking or rag_status.get("state") == "loading":
         status = "not_ready"
-    elif warnings or any(p["is_mock"] or p["fallback_count"] or p["state"] == "swapping" for p in providers.values()):
+    elif failures or warnings or any(p["is_mock"] or p["fallback_count"] or p["state"] == "swapping"
+                                     for p in providers.values()):
         status = "degraded"
     else:
         status = "ready"
@@ -49,6 +59,7 @@ def readiness(request: Request) -> tuple[str, dict[str, Any]]:
         "status": status,
         "providers": providers,
         "rag": rag_status,
+        "failures": failures,
         "warnings": warnings,
     }
     return status, body

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from monolith import metrics
 from monolith.errors import Unavailable
-from monolith.providers.base import Provider
+from monolith.providers.base import IMPORTS, Provider
 from monolith.scheduler.placement import Assignment
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ class Slot:
         self.mock: Provider | None = None
         self.fallback_count = 0
         self.last_error: str | None = None
+        # Why the configured engine is not serving (it failed to load, or died); None while it
+        # serves, and always None for a planned mock. /ready answers 503 while it is set.
+        self.failure: str | None = None
         self.loaded_at: float | None = None
         self.load_seconds: float | None = None
         self.warnings: deque[str] = deque(maxlen=8)
@@ -78,7 +81,11 @@ class Slot:
             provider = await self._start(self.build)
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("%s failed to load: %s", self.name, self.last_error, exc_info=exc)
+            self.failure = f"{self.assignment.backend} failed to load ({self.last_error})"
+            instead = "its mock serves in its place" if self.can_fallback else "nothing serves it (fallback = none)"
+            log.error("%s: %s FAILED to load on %s: %s; %s", self.name, self.assignment.backend,
+                      self.assignment.describe(), self.last_error, instead, exc_info=exc,
+                      extra={"provider": self.name, "backend": self.assignment.backend})
             if self.can_fallback:
                 await self._serve_mock_after_failure(f"failed to load ({self.last_error})")
             else:
@@ -89,22 +96,33 @@ class Slot:
         self.state = "loaded"
         self.loaded_at = time.time()
         self.load_seconds = time.perf_counter() - start
+        what = "mock (configured)" if provider.is_mock else f"{provider.backend} loaded {provider.model_path or self.served_id}"
         log.info(
-            "%s loaded", self.name,
+            "%s: %s on %s in %.1f s", self.name, what, self.assignment.describe(), self.load_seconds,
             extra={"provider": self.name, "backend": provider.backend, "load_s": round(self.load_seconds, 3)},
         )
         self._publish()
 
-    @staticmethod
-    async def _start(build: Builder) -> Provider:
-        provider = build()
-        try:
-            await provider.load()
-            await provider.warmup()
-        except BaseException:
-            await provider.close()
-            raise
-        return provider
+    async def _start(self, build: Builder) -> Provider:
+        """Build, import (one provider at a time, process-wide), load and warm up. An ImportError
+        while another provider was importing is the import race, not the model's fault: one retry."""
+        for attempt in (1, 2):
+            provider = build()
+            imports_before = IMPORTS.started
+            try:
+                await asyncio.to_thread(provider.ensure_imported)
+                await provider.load()
+                await provider.warmup()
+            except BaseException as exc:
+                await provider.close()
+                raced = IMPORTS.active > 0 or IMPORTS.started > imports_before + 1
+                if attempt == 1 and isinstance(exc, ImportError) and raced:
+                    log.warning("%s: %s while another provider was importing its libraries; retrying once",
+                                self.name, f"{type(exc).__name__}: {exc}", extra={"provider": self.name})
+                    continue
+                raise
+            return provider
+        raise AssertionError("unreachable")
 
     async def _serve_mock_after_failure(self, reason: str) -> None:
         mock = await self.ensure_mock()
@@ -188,6 +206,7 @@ class Slot:
                 self.warn(f"{self.name}: swap to {path} failed ({entry['error']}); {entry['from'] or 'the old model'} serves")
             else:
                 self.primary = new
+                self.failure = None
                 self.loaded_at = time.time()
                 self.load_seconds = time.perf_counter() - start
                 entry["ok"] = True
@@ -222,6 +241,7 @@ class Slot:
         except Exception as exc:
             entry["restored"] = False
             self.last_error = f"{entry['error']}; reloading the old model failed too: {type(exc).__name__}: {exc}"
+            self.failure = f"{self.assignment.backend}: {self.last_error}"
             log.error("%s: %s", self.name, self.last_error)
             if self.can_fallback:
                 await self._serve_mock_after_failure(f"swap failed and the old model could not be reloaded ({exc})")
@@ -273,6 +293,16 @@ class Slot:
         return self.primary is not None and self.primary.is_mock
 
     @property
+    def serving(self) -> str:
+        """engine (the configured engine serves), planned_mock (a mock was asked for),
+        fallback_mock (a mock stands in for a failed engine), or none."""
+        if self.primary is None:
+            return "none"
+        if not self.primary.is_mock:
+            return "engine"
+        return "planned_mock" if self.assignment.backend == "mock" else "fallback_mock"
+
+    @property
     def serving_backend(self) -> str:
         return self.primary.backend if self.primary is not None else self.assignment.backend
 
@@ -291,6 +321,7 @@ class Slot:
             "endpoint": "in-process",
             "placement": self.assignment.describe(),
             "is_mock": self.is_mock,
+            "serving": self.serving,
             "fallback_count": self.fallback_count,
             "loaded": self.primary is not None,
             "state": self.state,
@@ -299,5 +330,6 @@ class Slot:
             "loaded_at": _iso(self.loaded_at),
             "load_seconds": round(self.load_seconds, 3) if self.load_seconds is not None else None,
             "last_error": self.last_error,
+            "failure": self.failure,
             "swaps": list(self.swap_history),
         }

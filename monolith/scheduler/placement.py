@@ -1,59 +1,131 @@
 """Turn config plus a device inventory into a placement plan, or say clearly why not.
 
 The inventory comes from one function (`detect_inventory`) and is injectable, so tests can
-describe an 8-GPU node, a 1-GPU box or a CPU-only machine without hardware.
+describe an 8-GPU node, a 1-GPU box or a CPU-only machine without hardware; `--check --gpus 8x80GB`
+checks a plan against a described node.
+
+GPU numbers in `config.toml` are CUDA's numbers, as torch, vLLM and ONNX Runtime see them:
+indices into `CUDA_VISIBLE_DEVICES` when it is set, in PCI bus order (monolith sets
+`CUDA_DEVICE_ORDER=PCI_BUS_ID` unless the user chose otherwise). NVML ignores both and counts
+every GPU in PCI order, so its list is mapped through them here: `devices = [7]` means the same
+physical GPU to every library.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from monolith.config import PROVIDER_SECTIONS, Settings
+from monolith.scheduler.cuda_env import driver_problem, torch_cuda_version
+from monolith.scheduler.model_layout import LayoutError, layout_problems, read_model_shape
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class GPU:
-    index: int
+    index: int  # CUDA's number for it in this process (what config.toml names)
     name: str
     memory_mib: int | None = None
+    physical: str = ""  # NVML's index (PCI order) or UUID; empty when unknown
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
 class Inventory:
     gpus: tuple[GPU, ...] = ()
     source: str = "none"
+    driver: str = ""  # NVIDIA driver version (NVML); empty when unknown
 
     @classmethod
-    def fake(cls, count: int, name: str = "NVIDIA H100 80GB HBM3") -> Inventory:
-        return cls(tuple(GPU(i, name, 81559) for i in range(count)), source="fake")
+    def fake(cls, count: int, name: str = "NVIDIA H100 80GB HBM3", memory_mib: int = 81559) -> Inventory:
+        return cls(tuple(GPU(i, name, memory_mib, str(i)) for i in range(count)), source="fake")
+
+    @classmethod
+    def described(cls, spec: str) -> Inventory:
+        """`--gpus 8`, `8x80GB` or `8x141GB`: a node that is not this machine (80 GB H100s by default)."""
+        match = re.fullmatch(r"\s*(\d+)\s*(?:[xX*]\s*(\d+(?:\.\d+)?)\s*(?:GB|GiB|G)?)?\s*", spec, re.IGNORECASE)
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError(f"--gpus {spec!r}: expected a count such as 8, or count x memory such as 8x80GB")
+        count = int(match.group(1))
+        if match.group(2) is None:
+            return replace(cls.fake(count), source=f"described: {count} GPUs")
+        gib = float(match.group(2))
+        gpus = tuple(GPU(i, f"GPU with {gib:g} GB", int(gib * 1024), str(i)) for i in range(count))
+        return cls(gpus, source=f"described: {count}x{gib:g}GB")
 
     @property
     def indices(self) -> set[int]:
         return {g.index for g in self.gpus}
 
 
-def detect_inventory(*, use_torch: bool = True) -> Inventory:
-    """CUDA devices as this process sees them: NVML first (cheap), torch second, else none."""
+def visible_gpus(physical: Sequence[GPU], environ: Mapping[str, str]) -> tuple[tuple[GPU, ...], list[str]]:
+    """NVML's GPUs (PCI order) as CUDA numbers them in this process, and any warnings.
+
+    `CUDA_VISIBLE_DEVICES` lists indices (in CUDA_DEVICE_ORDER numbering) or UUIDs; CUDA stops
+    at the first entry it cannot resolve. Unset means all, empty means none."""
+    warnings: list[str] = []
+    order = environ.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    if order != "PCI_BUS_ID":
+        warnings.append(
+            f"CUDA_DEVICE_ORDER={order}: CUDA may number the GPUs differently from PCI order; "
+            "GPU numbers in config.toml are CUDA's, and this check maps them in PCI order"
+        )
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return tuple(replace(g, index=i) for i, g in enumerate(physical)), warnings
+    chosen: list[GPU] = []
+    for entry in (e.strip() for e in visible.split(",")):
+        if not entry:
+            break
+        found = None
+        if entry.isdigit():
+            found = physical[int(entry)] if int(entry) < len(physical) else None
+        else:
+            found = next((g for g in physical if g.uuid and g.uuid.startswith(entry)), None)
+        if found is None or found in chosen:
+            warnings.append(f"CUDA_VISIBLE_DEVICES={visible!r}: entry {entry!r} names no GPU; CUDA ignores it and the rest")
+            break
+        chosen.append(found)
+    return tuple(replace(g, index=i) for i, g in enumerate(chosen)), warnings
+
+
+def _nvml_gpus() -> tuple[list[GPU], str]:
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024)
+            gpus.append(GPU(i, name if isinstance(name, str) else name.decode(), int(mem), str(i),
+                            uuid if isinstance(uuid, str) else uuid.decode()))
+        return gpus, driver if isinstance(driver, str) else driver.decode()
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def detect_inventory(*, use_torch: bool = True, environ: Mapping[str, str] | None = None) -> Inventory:
+    """CUDA devices as this process's libraries number them: NVML first (cheap, mapped through
+    CUDA_VISIBLE_DEVICES), torch second (numbers them itself), else none."""
+    env = os.environ if environ is None else environ
     if importlib.util.find_spec("pynvml") is not None:
         try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            try:
-                gpus = []
-                for i in range(pynvml.nvmlDeviceGetCount()):
-                    handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-                    name = pynvml.nvmlDeviceGetName(handle)
-                    mem = pynvml.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024)
-                    gpus.append(GPU(i, name if isinstance(name, str) else name.decode(), int(mem)))
-                return Inventory(tuple(gpus), source="nvml")
-            finally:
-                pynvml.nvmlShutdown()
+            physical, driver = _nvml_gpus()
+            gpus, warnings = visible_gpus(physical, env)
+            for warning in warnings:
+                log.warning(warning)
+            return Inventory(gpus, source="nvml", driver=driver)
         except Exception as exc:  # no driver: fall through to the next source
             log.debug("NVML unavailable: %s", exc)
     # torch costs a second or two to import: only look when it is installed and allowed.
@@ -62,11 +134,11 @@ def detect_inventory(*, use_torch: bool = True) -> Inventory:
             import torch
 
             if torch.cuda.is_available():
-                gpus = []
+                found = []
                 for i in range(torch.cuda.device_count()):
                     props = torch.cuda.get_device_properties(i)
-                    gpus.append(GPU(i, props.name, props.total_memory // (1024 * 1024)))
-                return Inventory(tuple(gpus), source="torch")
+                    found.append(GPU(i, props.name, props.total_memory // (1024 * 1024)))
+                return Inventory(tuple(found), source="torch")
         except Exception as exc:
             log.debug("torch CUDA probe failed: %s", exc)
     return Inventory((), source="none")
@@ -80,6 +152,8 @@ class Assignment:
     backend: str
     devices: tuple[int, ...]  # empty: CPU
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
 
     @property
     def is_mock(self) -> bool:
@@ -102,8 +176,10 @@ class Assignment:
         return f"cuda:{self.devices[0]}" if self.devices else f"cpu:{self.provider}"
 
     def describe(self) -> str:
-        tp = f" (tensor parallel {self.tensor_parallel_size})" if self.tensor_parallel_size > 1 else ""
-        return f"{self.device_label}{tp}"
+        parts = [f"{label} {size}" for label, size in (
+            ("tensor parallel", self.tensor_parallel_size), ("pipeline parallel", self.pipeline_parallel_size),
+            ("data parallel", self.data_parallel_size)) if size > 1]
+        return f"{self.device_label} ({' x '.join(parts)})" if parts else self.device_label
 
 
 @dataclass
@@ -118,7 +194,12 @@ class Plan:
             rows.append((a.provider, a.backend, a.describe(), a.executor_key))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        gpus = ", ".join(f"{g.index}:{g.name}" for g in self.inventory.gpus) or "none"
+        gpus = ", ".join(
+            f"{g.index}:{g.name}" + (f" (physical {g.physical})" if g.physical and g.physical != str(g.index) else "")
+            for g in self.inventory.gpus
+        ) or "none"
+        if self.inventory.driver:
+            gpus += f"; driver {self.inventory.driver}"
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"GPUs ({self.inventory.source}): {gpus}")
         lines.extend(f"warning: {w}" for w in self.warnings)
@@ -132,7 +213,8 @@ class PlacementError(Exception):
 
 
 def build_plan(settings: Settings, inventory: Inventory) -> Plan:
-    """Validate every provider's devices against the inventory and the sharing rules."""
+    """Validate every provider's devices against the inventory, the sharing rules and, for the
+    LLM, the model's attention layout."""
     problems: list[str] = []
     warnings: list[str] = []
     assignments: dict[str, Assignment] = {}
@@ -146,34 +228,51 @@ def build_plan(settings: Settings, inventory: Inventory) -> Plan:
             continue
         if name == "stt" and settings.stt.onnx_provider == "cpu":
             devices = ()
-        tp = settings.llm.tensor_parallel_size if name == "llm" else 1
         problems.extend(_check_devices(name, devices, inventory))
-        if name == "llm" and devices and tp != len(devices):
-            problems.append(
-                f"llm: tensor_parallel_size is {tp} but devices names {len(devices)} GPU(s) "
-                f"{list(devices)}; they must match"
-            )
-        if name == "llm" and not devices and tp > 1:
-            problems.append(f"llm: tensor_parallel_size {tp} needs GPUs, but devices is cpu")
-        if name != "llm" and len(devices) > 1:
+        if name == "llm":
+            problems.extend(_llm_problems(settings, devices))
+        elif len(devices) > 1:
             problems.append(f"{name}: runs on one device, but devices names {list(devices)}")
         if name == "stt" and settings.stt.onnx_provider == "cuda" and not devices:
             problems.append("stt: onnx_provider is cuda but devices is cpu")
-        assignments[name] = Assignment(name, backend, devices, tp)
-    llm = assignments["llm"]
-    if llm.devices and not settings.placement.allow_shared:
+        layout = settings.llm.layout(len(devices)) if name == "llm" and devices else (1, 1, 1)
+        assignments[name] = Assignment(name, backend, devices, *layout)
+    llm_assignment = assignments["llm"]
+    if llm_assignment.devices and not settings.placement.allow_shared:
         for other in assignments.values():
-            shared = set(llm.devices) & set(other.devices)
+            shared = set(llm_assignment.devices) & set(other.devices)
             if other.provider != "llm" and shared:
                 problems.append(
                     f"llm shares GPU {sorted(shared)} with {other.provider}; "
                     "set placement.allow_shared = true to allow it"
                 )
+    on_gpu = any(a.devices for a in assignments.values())
+    driver = driver_problem(inventory.driver, torch_cuda_version()) if on_gpu else None
+    if driver is not None:
+        problems.append(driver)
     if problems:
         raise PlacementError(problems)
     if settings.cpu_mock:
         warnings.append("--cpu-mock: every provider is a mock")
     return Plan(assignments, inventory, warnings)
+
+
+def _llm_problems(settings: Settings, devices: tuple[int, ...]) -> list[str]:
+    llm = settings.llm
+    tp, pp, dp = llm.layout(len(devices))
+    layout = f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} x data_parallel_size {dp}"
+    if not devices:
+        return [f"llm: {layout} needs {tp * pp * dp} GPUs, but devices is cpu"] if tp * pp * dp > 1 else []
+    problems = []
+    if tp * pp * dp != len(devices):
+        problems.append(f"llm: {layout} = {tp * pp * dp} GPU(s), but devices names {len(devices)} "
+                        f"GPU(s) {list(devices)}; they must match")
+    if tp > 1 or pp > 1:  # any model takes one GPU per replica
+        try:
+            problems.extend(layout_problems(llm, read_model_shape(settings.resolve(llm.model))))
+        except LayoutError as exc:
+            problems.append(f"llm: {exc}")
+    return problems
 
 
 def _check_devices(name: str, devices: tuple[int, ...], inventory: Inventory) -> list[str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
 
 from monolith.logs import JSONFormatter
 
-from ..conftest import AppFactory, real_llm_settings, running
+from ..conftest import AppFactory, make_settings, real_llm_settings, running
 from ..fakes import FakeRealLLM, llm_builder
 
 
@@ -56,7 +57,7 @@ async def test_ready_reports_a_real_provider_as_loaded(app_factory: AppFactory) 
     async with running(app) as client:
         body = (await client.get("/ready")).json()
         assert body["providers"]["llm"] == {
-            "loaded": True, "state": "loaded", "provider": "fake-vllm", "is_mock": False,
+            "loaded": True, "state": "loaded", "provider": "fake-vllm", "is_mock": False, "serving": "engine",
             "fallback_count": 0, "model": "gpt-oss-120b",
         }
         assert "llm: mock provider in use" not in body["warnings"]
@@ -69,11 +70,53 @@ async def test_injected_load_failure_is_counted_everywhere(app_factory: AppFacto
         health = (await client.get("/health")).json()
         assert health["providers"]["llm"]["fallback_count"] == 1
         assert health["providers"]["llm"]["is_mock"] is True
+        assert health["providers"]["llm"]["serving"] == "fallback_mock"
         assert any("llm: failed to load" in w for w in health["warnings"])
-        ready = await client.get("/ready")
-        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
         metrics = (await client.get("/metrics")).text
         assert 'monolith_provider_fallbacks_total{provider="llm"}' in metrics
+
+
+async def test_an_engine_that_failed_to_load_makes_ready_503_while_its_mock_answers(app_factory: AppFactory) -> None:
+    app = app_factory(real_llm_settings(), builders={"llm": llm_builder(FakeRealLLM(fail_load=True))})
+    async with running(app) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "not_ready"
+        assert body["failures"] == ["llm: vllm failed to load (RuntimeError: CUDA out of memory (injected))"]
+        # the mock still answers requests (fallback = "mock"): availability is kept, not hidden
+        chat = await client.post("/v1/chat/completions", json={"model": "default", "messages": [{"role": "user", "content": "hi"}]})
+        assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"] == "hi"
+
+
+async def test_a_real_engine_pointed_at_a_missing_folder_is_not_ready(app_factory: AppFactory, tmp_path: Path) -> None:
+    # The real sentence-transformers provider, loading from a folder that is not there.
+    env = {f"MONOLITH_{n}__PROVIDER": '"mock"' for n in ("LLM", "STT", "TTS")}
+    env |= {"MONOLITH_EMBEDDING__DEVICES": '"cpu"', "MONOLITH_EMBEDDING__MODEL": json.dumps(str(tmp_path / "no-such-model"))}
+    settings = make_settings(env, cpu_mock=False)
+    async with running(app_factory(settings)) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        [failure] = ready.json()["failures"]
+        assert failure.startswith("embedding: sentence-transformers failed to load (")
+        assert "no-such-model" in failure
+        assert ready.json()["providers"]["embedding"]["serving"] == "fallback_mock"
+
+
+async def test_ready_when_degraded_restores_200_for_operators_who_prefer_availability(app_factory: AppFactory) -> None:
+    settings = real_llm_settings({"MONOLITH_SERVER__READY_WHEN_DEGRADED": "true"})
+    app = app_factory(settings, builders={"llm": llm_builder(FakeRealLLM(fail_load=True))})
+    async with running(app) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded" and ready.json()["failures"]
+
+
+async def test_a_planned_mock_is_degraded_not_failed(client: httpx.AsyncClient) -> None:
+    ready = await client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.json()["failures"] == []
+    assert {p["serving"] for p in ready.json()["providers"].values()} == {"planned_mock"}
 
 
 async def test_failed_required_provider_is_not_ready(app_factory: AppFactory) -> None:

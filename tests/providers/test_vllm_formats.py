@@ -21,7 +21,8 @@ def test_placement_pins_the_workers_to_the_llm_group() -> None:
     plan = build_plan(settings, Inventory.fake(8))
     llm = plan.assignments["llm"]
     kwargs = engine_kwargs(settings.llm, model_path="/w/llm", served_name="gpt-oss-120b", devices=llm.devices, harmony=True)
-    assert kwargs["device_ids"] == [0, 1, 2, 3, 4, 5] and kwargs["tensor_parallel_size"] == 6
+    assert kwargs["device_ids"] == [0, 1, 2, 3, 4, 5]
+    assert (kwargs["tensor_parallel_size"], kwargs["pipeline_parallel_size"], kwargs["data_parallel_size"]) == (2, 1, 3)
     assert kwargs["gpu_memory_utilization"] == 0.9 and kwargs["skip_tokenizer_init"] is True
     single = load_settings(REPO / "config.toml", {
         "MONOLITH_LLM__DEVICES": "[0]", "MONOLITH_LLM__TENSOR_PARALLEL_SIZE": "1", "MONOLITH_STT__DEVICES": "[0]",

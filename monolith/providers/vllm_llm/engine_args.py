@@ -17,10 +17,11 @@ from monolith.config import LLMConfig
 def engine_kwargs(
     config: LLMConfig, *, model_path: str, served_name: str, devices: tuple[int, ...], harmony: bool
 ) -> dict[str, Any]:
+    tp, pp, dp = config.layout(len(devices)) if devices else (1, 1, 1)
     kwargs: dict[str, Any] = {
         "model": model_path,
         "served_model_name": served_name,
-        "tensor_parallel_size": config.tensor_parallel_size if devices else 1,
+        "tensor_parallel_size": tp, "pipeline_parallel_size": pp, "data_parallel_size": dp,
         "max_model_len": config.max_model_len,
         "dtype": config.dtype,
         "max_num_seqs": config.max_num_seqs,
