@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import threading
 from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +48,40 @@ class EngineSpec:
         return self.settings.resolve(path) if self.settings is not None else Path(path)
 
 
+class ImportGate:
+    """Model libraries are imported one provider at a time, process-wide.
+
+    Providers load side by side on their own threads. transformers, torch and others build their
+    namespaces lazily, and a thread importing a half-initialised module sees names missing
+    ("cannot import name 'AutoTokenizer' from 'transformers'"). Imports are quick next to loading
+    weights, so serialising them costs little; `started` lets a failed load tell whether another
+    provider was importing meanwhile (then its ImportError is worth one retry)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = 0  # import rounds begun, process-wide
+        self.active = 0
+
+    def run(self, imports: Callable[[], None]) -> None:
+        with self.lock:
+            self.started += 1
+            self.active += 1
+            try:
+                imports()
+            finally:
+                self.active -= 1
+
+
+IMPORTS = ImportGate()
+
+
+def import_names(module: str, *names: str) -> None:
+    """Import `module` and resolve `names` on it now (a lazy module resolves them on first use)."""
+    imported = importlib.import_module(module)
+    for name in names:
+        getattr(imported, name)
+
+
 class Provider(ABC):
     """Lifecycle shared by all backends. `load` may block for minutes (real engines)."""
 
@@ -57,6 +93,19 @@ class Provider(ABC):
         self.model_id = model_id
         self.model_path = model_path
         self.runner: BlockingRunner = runner or ThreadRunner()
+        self._imported = False
+
+    def import_libraries(self) -> None:
+        """Import the model libraries (and the names) `load` will use; blocking. Mocks import nothing."""
+
+    def ensure_imported(self) -> None:
+        """`import_libraries` once, under the process-wide import gate (blocking). The registry
+        calls it before `load`; every real `load` calls it too, for code that loads a provider
+        by itself."""
+        if not self._imported:
+            if type(self).import_libraries is not Provider.import_libraries:  # mocks import nothing
+                IMPORTS.run(self.import_libraries)
+            self._imported = True
 
     async def load(self) -> None:
         """Load weights; raise on failure (the registry decides about fallback)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import numpy as np
 
 from monolith import metrics
 from monolith.config import EmbeddingConfig
-from monolith.providers.base import EngineSpec
+from monolith.providers.base import EngineSpec, import_names
 from monolith.providers.batching import MicroBatcher
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 
@@ -37,8 +38,12 @@ class STEmbedding(EmbeddingProvider):
             self._encode_batch, max_items=config.batch_size, max_wait_s=config.max_batch_wait_ms / 1000
         )
 
+    def import_libraries(self) -> None:
+        import_names("sentence_transformers", "SentenceTransformer")
+
     async def load(self) -> None:
         start = time.perf_counter()
+        await asyncio.to_thread(self.ensure_imported)
         self._model = await self.runner.run(self._load_blocking)
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         log.info(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -170,11 +173,52 @@ def build_offline(files: ModelFiles, config: STTConfig, provider: str) -> Any:
     return cls.from_zipformer_ctc(model=_s(files.ctc_model), **common)
 
 
-def sherpa_has_cuda() -> bool:
-    """The PyPI wheel bundles a CPU-only onnxruntime and silently falls back to CPU when asked
-    for CUDA; a CUDA build ships onnxruntime's CUDA provider library beside it."""
+@dataclass(frozen=True)
+class CudaProbe:
+    """Can this sherpa-onnx install run on CUDA? The PyPI wheel bundles a CPU-only onnxruntime and
+    silently falls back to CPU when asked for CUDA; a CUDA build ships onnxruntime's CUDA provider
+    library beside it, which loads only if the CUDA and cuDNN it was built for are on the machine."""
+
+    library: Path | None  # libonnxruntime_providers_cuda.so, when the build has one
+    missing: tuple[str, ...] = ()  # shared libraries it needs that the loader cannot find
+    error: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.library is not None and not self.missing and not self.error
+
+    def describe(self, device: int) -> str:
+        if self.library is None:
+            return (f"sherpa-onnx in this install has no CUDA support (the PyPI wheel is CPU-only): STT runs on "
+                    f"cpu, not cuda:{device}; install sherpa-onnx's CUDA build (see Dockerfile.cuda)")
+        why = f"missing {', '.join(self.missing)}" if self.missing else self.error
+        return (f"sherpa-onnx's CUDA provider {self.library.name} cannot load ({why}): STT runs on cpu, not "
+                f"cuda:{device}; install the sherpa-onnx build for this machine's CUDA and cuDNN (see Dockerfile.cuda)")
+
+
+def sherpa_lib_dir() -> Path | None:
     spec = importlib.util.find_spec("sherpa_onnx")
     if spec is None or spec.origin is None:
-        return False
-    lib = Path(spec.origin).parent / "lib"
-    return any(lib.glob("libonnxruntime_providers_cuda*"))
+        return None
+    return Path(spec.origin).parent / "lib"
+
+
+def probe_cuda_provider(lib_dir: Path | None = None) -> CudaProbe:
+    """Find the CUDA provider library and ask the dynamic loader (in another process: loading it
+    here would map CUDA and cuDNN libraries before torch chooses its own) what it lacks."""
+    folder = lib_dir if lib_dir is not None else sherpa_lib_dir()
+    found = sorted(folder.glob("libonnxruntime_providers_cuda*.so*")) if folder is not None and folder.is_dir() else []
+    if not found:
+        return CudaProbe(None)
+    library = found[0]
+    ldd = shutil.which("ldd")
+    try:
+        if ldd is not None:
+            out = subprocess.run([ldd, str(library)], capture_output=True, text=True, timeout=30)
+            missing = tuple(line.split("=>")[0].strip() for line in out.stdout.splitlines() if "not found" in line)
+            return CudaProbe(library, missing, "" if out.returncode == 0 or missing else out.stderr.strip())
+        check = subprocess.run([sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", str(library)],
+                               capture_output=True, text=True, timeout=30)
+        return CudaProbe(library, (), check.stderr.strip().splitlines()[-1] if check.returncode else "")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return CudaProbe(library, (), f"could not check it: {exc}")

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from monolith.config import STTConfig
-from monolith.providers.base import EngineSpec
-from monolith.providers.sherpa_stt.engines import Engine, OfflineEngine, OnlineEngine, Resampler, join_texts
+from monolith.providers.base import EngineSpec, import_names
+from monolith.providers.sherpa_stt.engines import Engine, OfflineEngine, OnlineEngine, Resampler
 from monolith.providers.sherpa_stt.live import DecodeLoop
-from monolith.providers.sherpa_stt.models import ModelFiles, build_offline, build_online, discover, sherpa_has_cuda
+from monolith.providers.sherpa_stt.models import ModelFiles, build_offline, build_online, discover, probe_cuda_provider
 from monolith.providers.sherpa_stt.vad import RATE, resolve_vad_model
 from monolith.providers.stt import STTProvider, STTStream
+from monolith.text import join_texts
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,13 @@ class SherpaSTT(STTProvider):
         if wanted == "auto":
             wanted = "cuda" if self.devices else "cpu"
         device = self.devices[0] if self.devices else 0
-        if wanted == "cuda" and not sherpa_has_cuda():
-            # The PyPI wheel would log "Fallback to cpu!" and carry on; say it where people look.
-            self._warnings.append(
-                f"sherpa-onnx in this install has no CUDA support (the PyPI wheel is CPU-only): "
-                f"STT runs on cpu, not cuda:{device}; install sherpa-onnx's CUDA build (see Dockerfile.cuda)"
-            )
-            return "cpu", device
+        if wanted == "cuda":
+            # The PyPI wheel would log "Fallback to cpu!" and carry on, and a CUDA build made for
+            # another CUDA fails inside onnxruntime: check first, say it where people look.
+            probe = probe_cuda_provider()
+            if not probe.usable:
+                self._warnings.append(probe.describe(device))
+                return "cpu", device
         return wanted, device
 
     def _load_blocking(self) -> Engine:
@@ -77,8 +78,14 @@ class SherpaSTT(STTProvider):
             )
         return OfflineEngine(build_offline(self.files, self.config, provider), self.config, vad_model)
 
+    def import_libraries(self) -> None:
+        import_names("sherpa_onnx", "OnlineRecognizer", "OfflineRecognizer", "VoiceActivityDetector")
+        import_names("onnx", "load")
+        import_names("soxr", "ResampleStream")
+
     async def load(self) -> None:
         start = time.perf_counter()
+        await asyncio.to_thread(self.ensure_imported)
         self.engine = await self.runner.run(self._load_blocking)
         self.loop = DecodeLoop(self.engine, self.runner, self.config.decode_interval_ms / 1000)
         self.loop.start()

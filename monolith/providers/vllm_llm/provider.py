@@ -13,9 +13,9 @@ from typing import Any
 
 from monolith.config import LLMConfig
 from monolith.errors import InvalidRequest
-from monolith.providers.base import EngineSpec
+from monolith.providers.base import EngineSpec, import_names
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
-from monolith.providers.vllm_llm.chat_format import ChatFormat, chat_format_for
+from monolith.providers.vllm_llm.chat_format import ChatFormat, chat_format_for, is_harmony_model
 from monolith.providers.vllm_llm.engine_args import engine_kwargs
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,19 @@ class VLLMProvider(LLMProvider):
         self.aborted: list[str] = []  # engine request ids aborted because their consumer went away
         self._ids = itertools.count(1)
 
+    def import_libraries(self) -> None:
+        import_names("vllm", "SamplingParams")
+        import_names("vllm.engine.arg_utils", "AsyncEngineArgs")
+        import_names("vllm.v1.engine.async_llm", "AsyncLLM")
+        import_names("vllm.sampling_params", "RequestOutputKind")
+        if is_harmony_model(Path(self.model_path)):
+            import_names("openai_harmony", "load_harmony_encoding", "StreamableParser", "Conversation")
+        else:
+            import_names("transformers", "AutoTokenizer")
+
     async def load(self) -> None:
         start = time.perf_counter()
+        await asyncio.to_thread(self.ensure_imported)
         self.format = await asyncio.to_thread(chat_format_for, Path(self.model_path))
         self.engine_kwargs = engine_kwargs(
             self.config, model_path=self.model_path, served_name=self.model_id, devices=self.devices,
