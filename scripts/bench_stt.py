@@ -85,11 +85,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         config = STTConfig(model=str(folder), num_threads=args.threads, mode="streaming")
         vad = packaged_silero_model()
         assert vad is not None, "pip install --no-deps silero-vad"
-        engine = OnlineEngine(build_online(discover(folder, config), config, args.provider, 0), config, vad)
+        engine = OnlineEngine(build_online(discover(folder, config), config, args.provider, args.device), config, vad)
         samples = audio(args.seconds)
         run(engine, 1, samples[: RATE * 2], batched=True)  # warm-up
         results: dict[str, Any] = {"model": model,
-                                   "seconds": args.seconds, "threads": args.threads, "provider": args.provider, "runs": {}}
+                                   "seconds": args.seconds, "threads": args.threads, "provider": args.provider, "device": args.device if args.provider == "cuda" else None, "runs": {}}
         for n in args.streams:
             batched = run(engine, n, samples, batched=True)
             single = run(engine, n, samples, batched=False)
@@ -121,7 +121,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--model", default="medium", help="small, medium, or a sherpa-onnx streaming transducer folder")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime provider (cuda: GPU 0)")
+    parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime provider")
+    parser.add_argument("--device", type=int, default=0, help="with --provider cuda: the GPU (CUDA's number)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     results = main(args)

@@ -2,6 +2,7 @@
 
     python scripts/fetch_weights.py [--config config.toml] [--only llm stt tts embedding]
                                     [--repo stt=OWNER/NAME] [--revision main] [--skip-hash]
+                                    [--small --into weights/small]
 
 For each provider it downloads the model repository with huggingface_hub into the folder that
 `[<provider>] model` names. Before it downloads, it checks that the disk has room. Each file is
@@ -34,6 +35,16 @@ PRODUCTION = {
     "stt": "csukuangfj/sherpa-onnx-streaming-zipformer-ar_en_id_ja_ru_th_vi_zh-2025-02-10",
     "tts": "fishaudio/openaudio-s1-mini",
     "embedding": "intfloat/multilingual-e5-base",
+}
+# Small real models with the production ones' architecture, for a quick GPU check
+# (scripts/gpu_check.py): gpt-oss-20b has gpt-oss-120b's 64/8 attention heads; a 20M-parameter
+# streaming zipformer; multilingual-e5-small. S1-mini is already small. `--small --into DIR`
+# puts each in DIR/<provider>/<repository name>.
+SMALL = {
+    "llm": "openai/gpt-oss-20b",
+    "stt": "csukuangfj/sherpa-onnx-streaming-zipformer-en-20M-2023-02-17",
+    "tts": "fishaudio/openaudio-s1-mini",
+    "embedding": "intfloat/multilingual-e5-small",
 }
 DISK_MARGIN = 1.05  # keep 5% beyond the download's own size
 
@@ -128,8 +139,10 @@ def main(argv: list[str] | None = None, hub: Hub | None = None) -> int:
                         help="another repository for a provider")
     parser.add_argument("--revision", default="main")
     parser.add_argument("--skip-hash", action="store_true", help="check sizes only (hashing 65 GB takes minutes)")
+    parser.add_argument("--small", action="store_true", help="the small models of scripts/gpu_check.py")
+    parser.add_argument("--into", type=Path, help="put each model in INTO/<provider>/<name>, not where the config says")
     args = parser.parse_args(argv)
-    repos = dict(PRODUCTION)
+    repos = dict(SMALL if args.small else PRODUCTION)
     for item in args.repo:
         name, _, repo = item.partition("=")
         if name not in PRODUCTION or not repo:
@@ -143,7 +156,8 @@ def main(argv: list[str] | None = None, hub: Hub | None = None) -> int:
     hub = hub or HuggingFaceHub()
     failed = 0
     for provider in args.only:
-        target = settings.resolve(getattr(settings, provider).model)
+        target = (args.into / provider / repos[provider].split("/")[-1] if args.into
+                  else settings.resolve(getattr(settings, provider).model))
         print(f"{provider}: {repos[provider]} -> {target}")
         try:
             fetch(provider, repos[provider], target, hub, revision=args.revision, check_hash=not args.skip_hash)

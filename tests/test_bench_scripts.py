@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import REPO
 
 
@@ -19,6 +21,7 @@ def run_bench(script: str, *args: str, out: Path, timeout: int) -> tuple[str, An
     return result.stdout, json.loads(out.read_text())
 
 
+@pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
     stdout, runs = run_bench("bench_latency.py", "--sessions", "2", "--turns", "1",
                              out=tmp_path / "latency.json", timeout=240)
@@ -29,6 +32,7 @@ def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
         assert run["figures"]["barge_in_ms"]["n"] == 2
 
 
+@pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     stdout, figures = run_bench("bench_rag.py", "--sizes", "300", "--queries", "5", "--ingest-chunks", "20",
                                 "--callers", "4", "--requests", "2", out=tmp_path / "rag.json", timeout=300)
@@ -38,6 +42,7 @@ def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     assert figures["embedding"]["micro_batched"]["forward_passes"] < figures["embedding"]["one_per_request"]["forward_passes"]
 
 
+@pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path, zipformer_models: dict[str, Path]) -> None:
     stdout, figures = run_bench("bench_stt.py", "--streams", "1", "2", "--seconds", "1", "--model",
                                 str(zipformer_models["transducer"]), out=tmp_path / "stt.json", timeout=300)
@@ -46,6 +51,7 @@ def test_bench_stt_prints_batched_and_single_figures(tmp_path: Path, zipformer_m
     assert set(runs) == {"1", "2"} and runs["2"]["batched"]["rtf"] > 0 and runs["2"]["decode_only_ratio"] > 0
 
 
+@pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
     stdout, figures = run_bench("bench_llm.py", "--streams", "2", "--tokens", "8", "--rounds", "1",
                                 out=tmp_path / "llm.json", timeout=600)
@@ -53,9 +59,25 @@ def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
     assert figures["in_process"]["2"]["tokens_per_s"] > 0 and figures["server"]["2"]["tokens_per_s"] > 0
 
 
+@pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_tts_compares_the_two_policies(tmp_path: Path) -> None:
     stdout, figures = run_bench("bench_tts.py", "--sessions", "2", "--responses", "1", "--chunks", "2",
                                 "--first-chunk-ms", "10", "--rtf", "0", out=tmp_path / "tts.json", timeout=120)
     assert "fifo / first-chunk-first, time to first audio p95" in stdout
     row = figures["runs"]["2"]
     assert set(row) == {"first-chunk-first", "fifo", "fifo / first-chunk-first (p95)"}
+
+
+def test_gpu_check_dry_run_prints_the_plan_and_the_config() -> None:
+    result = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--gpus", "8"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "gpu_check plan for 8 GPU(s)" in out
+    for step in range(7):
+        assert f"step {step} " in out
+    assert "llm [0], stt [7], embedding [7], tts [6]" in out and "bench_stt.py --provider cuda --device 7" in out
+    assert 'fallback = "none"' in out and "[placement]\nallow_shared = false" in out
+    one = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--gpus", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60).stdout
+    assert "llm [0], stt [0], embedding [0], tts [0] (allow_shared True)" in one

@@ -73,3 +73,50 @@ def test_every_package_the_images_install_is_pinned() -> None:
                 if package.startswith(("-", '"', ".", "/", "http")):
                     continue
                 assert package.lower() in pins, f"{name}: {package} has no pin in constraints.txt"
+
+
+def _stages(name: str) -> dict[str, list[tuple[str, str]]]:
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for instruction, args in instructions(name):
+        if instruction == "FROM":
+            current = args.split(" AS ")[-1].strip() if " AS " in args else args
+            stages[current] = []
+        stages.setdefault(current, []).append((instruction, args))
+    return stages
+
+
+def test_cuda_runtime_has_a_compiler_and_python_headers_for_triton() -> None:
+    runtime = " ".join(args for ins, args in _stages("Dockerfile.cuda")["runtime"] if ins == "RUN")
+    for package in ("gcc=", "libc6-dev=", "python3-dev="):
+        assert package in runtime, f"the runtime stage must install {package.rstrip('=')} (Triton builds at run time)"
+
+
+def test_cuda_compile_caches_live_on_a_volume() -> None:
+    found = _stages("Dockerfile.cuda")["runtime"]
+    env = " ".join(args for ins, args in found if ins == "ENV")
+    volumes = " ".join(args for ins, args in found if ins == "VOLUME")
+    for variable in ("VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "TRITON_HOME"):
+        match = re.search(rf"{variable}=(\S+)", env)
+        assert match, f"{variable} is not set"
+        assert any(match.group(1).startswith(v.strip('"[], ')) for v in volumes.split(",")), \
+            f"{variable}={match.group(1)} is not on a volume ({volumes})"
+
+
+def test_cuda_image_libraries_are_built_for_one_cuda_line() -> None:
+    """torch 2.13 (constraints.txt) is CUDA 13 with cuDNN 9; the base image and sherpa-onnx's
+    onnxruntime must be the same line, or the CUDA provider cannot load."""
+    text = (REPO / "Dockerfile.cuda").read_text(encoding="utf-8")
+    pins = (REPO / "constraints.txt").read_text(encoding="utf-8")
+    assert "torch==2.13.0" in pins
+    base = re.search(r"ARG CUDA_IMAGE=nvidia/cuda:(\d+)\.", text)
+    variant = re.search(r"ARG SHERPA_ONNX_CUDA_VARIANT=cuda(\d+)\.cudnn(\d+)", text)
+    assert base and variant
+    assert base.group(1) == variant.group(1) == "13" and variant.group(2) == "9"
+    assert "-cudnn-" not in base.group(0), "a base image with its own cuDNN puts a second libcudnn.so.9 in the process"
+    assert "ld.so.conf.d" in text and "not found" in text  # the CUDA provider's libraries are checked at build
+
+
+def test_cuda_image_sets_the_process_defaults_python_m_monolith_sets() -> None:
+    env = " ".join(args for ins, args in _stages("Dockerfile.cuda")["runtime"] if ins == "ENV")
+    assert "VLLM_WORKER_MULTIPROC_METHOD=spawn" in env and "CUDA_DEVICE_ORDER=PCI_BUS_ID" in env

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,9 +64,14 @@ class Generation:
     warnings: list[str] = field(default_factory=list)
     searches: int = 0  # in flight
     retired: bool = False
+    # FAISS GPU indexes are not thread safe, "even for read only functions" (FAISS wiki, Threads
+    # and asynchronous calls): one StandardGpuResources has one scratch area. CPU indexes are.
+    gpu_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def lookup(self, query: np.ndarray, k: int, min_score: float) -> list[Passage]:
-        hits = [(cid, score) for cid, score in index.search(self.index, query, k) if score >= min_score]
+        with self.gpu_lock if self.on_gpu else contextlib.nullcontext():
+            found = index.search(self.index, query, k)
+        hits = [(cid, score) for cid, score in found if score >= min_score]
         stored = self.store.chunks(cid for cid, _ in hits)
         return [
             Passage(source=stored[cid].source, text=stored[cid].text, score=score, chunk_id=cid)

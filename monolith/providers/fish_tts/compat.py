@@ -8,7 +8,12 @@ first Fish Speech import. A real package that is installed always wins.
 
 What Fish Speech's inference path uses from torchaudio: `load` (reference voices),
 `list_audio_backends`, `functional.resample` and `transforms.Resample`. They are provided with
-soundfile and soxr. Anything else raises a clear error if called."""
+soundfile and soxr. Anything else raises a clear error if called.
+
+Where torchaudio is installed (the CUDA image: vLLM requires torchaudio 2.11), it is 2.9 or newer:
+`list_audio_backends` is gone, so Fish's `ReferenceLoader.__init__` fails, and `load` decodes
+through torchcodec, which needs FFmpeg's shared libraries. The real module gets the two functions
+Fish needs from here (soundfile reads reference voices); the rest of it stays as it is."""
 
 from __future__ import annotations
 
@@ -100,6 +105,14 @@ def _lightning() -> None:
     _module("pytorch_lightning", Callback=type("Callback", (), {}), loggers=loggers)
 
 
+def _patch_torchaudio() -> None:
+    import torchaudio
+
+    if not hasattr(torchaudio, "list_audio_backends"):  # torchaudio >= 2.9
+        torchaudio.list_audio_backends = lambda: ["soundfile"]  # type: ignore[attr-defined]
+        torchaudio.load = _load  # type: ignore[assignment]  # the real one needs torchcodec + FFmpeg
+
+
 def install() -> None:
     """Idempotent: register the stand-ins that are needed, and neutralize pyrootutils."""
     global _installed
@@ -107,6 +120,8 @@ def install() -> None:
         return
     if importlib.util.find_spec("torchaudio") is None:
         _torchaudio()
+    else:
+        _patch_torchaudio()
     if importlib.util.find_spec("lightning") is None:
         _lightning()
     if importlib.util.find_spec("tensorboard") is None:

@@ -3,11 +3,15 @@
 Fish Speech 0.1.0 renders a whole text in one piece, so monolith streams by chunks: the voice
 pipeline (and /v1/audio/speech) sends sentence-sized chunks, and each chunk's audio is yielded
 as soon as it is decoded. Each chunk runs on the TTS device's executor, in turn on the TTS
-device queue (scheduler.tts_queue). A cancelled chunk stops at the next semantic token.
+device queue (scheduler.tts_queue). A cancelled chunk stops at the next semantic token. The
+semantic model runs on its own thread (`worker.py`), bound to the TTS device.
 
 Process-wide state Fish Speech sets, and what is done about it:
-- On import it sets `TOKENIZERS_PARALLELISM=false` and torch inductor options. The environment
-  variable and the inductor settings are restored after loading.
+- On import it sets `TOKENIZERS_PARALLELISM=false` (restored) and torch inductor options (kept:
+  compilation happens at warm-up, and nothing else in this process compiles; vLLM compiles in
+  its own processes).
+- After every `inference()` call it runs `gc.collect()`; monolith gives that module a stand-in
+  `gc` whose collect does nothing (a full collection holds the GIL and stalls the event loop).
 - The codec module registers an OmegaConf `eval` resolver. That cannot be undone (OmegaConf has
   no unregister); it matters only to code that resolves `${eval:...}` in its own configs.
 - `seed` re-seeds torch's global RNG before each chunk. vLLM's engine runs in its own process, so
@@ -31,8 +35,9 @@ import numpy as np
 
 from monolith.config import TTSConfig
 from monolith.errors import InvalidRequest
-from monolith.providers.base import EngineSpec
+from monolith.providers.base import EngineSpec, import_names
 from monolith.providers.fish_tts import compat
+from monolith.providers.fish_tts.worker import SemanticWorker, start_worker
 from monolith.providers.tts import TTSProvider
 
 log = logging.getLogger(__name__)
@@ -66,42 +71,53 @@ class FishTTS(TTSProvider):
         super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)
         self.config = config
         self.device = spec.torch_device
+        self.compiled = config.compile if isinstance(config.compile, bool) else self.device.startswith("cuda")
         self.engine: Any = None
+        self.worker: SemanticWorker | None = None
         self.references = Path(spec.model_path) / "references"
         self.active = 0
         self.cancelled = 0
 
     # --- loading -----------------------------------------------------------------------------
 
+    def import_libraries(self) -> None:
+        compat.install()
+        saved_env = os.environ.get("TOKENIZERS_PARALLELISM")  # Fish sets it at import
+        try:
+            import_names("torch", "bfloat16")
+            import_names("fish_speech.models.text2semantic.inference", "init_model", "generate_long")
+            import_names("fish_speech.inference_engine", "TTSInferenceEngine")
+            import_names("fish_speech.models.dac.inference", "load_model")
+            import_names("fish_speech.utils.schema", "ServeTTSRequest", "ServeReferenceAudio")
+            import_names("hydra", "compose", "initialize_config_dir")
+        finally:
+            _restore_env("TOKENIZERS_PARALLELISM", saved_env)
+
     async def load(self) -> None:
         start = time.perf_counter()
+        await asyncio.to_thread(self.ensure_imported)
         self.engine = await self.runner.run(self._load_blocking)
-        log.info("tts loaded", extra={"model": self.model_path, "device": self.device,
+        log.info("tts loaded", extra={"model": self.model_path, "device": self.device, "compile": self.compiled,
                                       "load_s": round(time.perf_counter() - start, 2)})
 
     def _load_blocking(self) -> Any:
-        compat.install()
+        import fish_speech.inference_engine as fish_engine
+        import fish_speech.models.text2semantic.inference as t2s
         import torch
+        from fish_speech.inference_engine import TTSInferenceEngine
 
-        saved_env = os.environ.get("TOKENIZERS_PARALLELISM")
-        inductor = _inductor_settings()
-        try:
-            import fish_speech.models.text2semantic.inference as t2s
-            from fish_speech.inference_engine import TTSInferenceEngine
-
-            t2s.tqdm = _CANCEL  # type: ignore[attr-defined]
-            precision = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[self.config.precision]
-            if self.device.startswith("cuda"):
-                torch.cuda.set_device(self.device)  # the worker thread inherits nothing: set it here too
-            llama_queue = t2s.launch_thread_safe_queue(
-                checkpoint_path=self.model_path, device=self.device, precision=precision, compile=self.config.compile,
-            )
-            codec = self._load_codec()
-            return TTSInferenceEngine(llama_queue=llama_queue, decoder_model=codec, precision=precision,
-                                      compile=self.config.compile)
-        finally:
-            _restore_env("TOKENIZERS_PARALLELISM", saved_env)
-            _restore_inductor(inductor)
+        t2s.tqdm = _CANCEL  # type: ignore[attr-defined]
+        # Fish runs a full gc.collect() after every inference() call, i.e. every chunk: in a process
+        # with vLLM's front end and every session's objects that stalls the event loop (it holds
+        # the GIL). Python's own generational collection is enough.
+        fish_engine.gc = _NO_FULL_COLLECT  # type: ignore[attr-defined]
+        precision = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[self.config.precision]
+        # Fish's inductor options (set when it was imported) stay: torch.compile compiles lazily,
+        # at warm-up. vLLM compiles in its own processes, and nothing else here compiles.
+        self.worker = start_worker(self.model_path, self.device, precision, self.compiled)
+        codec = self._load_codec()
+        return TTSInferenceEngine(llama_queue=self.worker.requests, decoder_model=codec, precision=precision,
+                                  compile=self.compiled)
 
     def _load_codec(self) -> Any:
         folder = Path(self.model_path)
@@ -123,9 +139,19 @@ class FishTTS(TTSProvider):
         codec.load_state_dict(state.get("state_dict", state), strict=False, assign=True)
         return codec.eval().to(self.device)
 
+    async def close(self) -> None:
+        """Stop the semantic worker and release the model's memory (Fish has no close of its own)."""
+        worker, self.worker, self.engine = self.worker, None, None
+        if worker is None:
+            return
+        worker.stop()
+        await self.runner.run(_release_memory, worker)
+
     async def warmup(self) -> None:
-        async for _ in self.synthesize("Hi.", voice="default", request_id="warmup"):
-            pass
+        # Compiled, the first chunks trace and record the decoder's graphs: do it before /ready.
+        for text in ("Hi.", "Hello, this warms the decoder up.") if self.compiled else ("Hi.",):
+            async for _ in self.synthesize(text, voice="default", request_id="warmup"):
+                pass
 
     # --- voices ------------------------------------------------------------------------------
 
@@ -204,27 +230,28 @@ class FishTTS(TTSProvider):
         return self.active
 
 
-def _inductor_settings() -> dict[str, Any]:
-    try:
-        import torch._inductor.config as inductor
-    except ImportError:
-        return {}
-    names = ("coordinate_descent_tuning", "fx_graph_cache")
-    found = {name: getattr(inductor, name) for name in names if hasattr(inductor, name)}
-    found["triton.unique_kernel_names"] = inductor.triton.unique_kernel_names
-    return found
+class _NoFullCollect:
+    """Stands in for the `gc` module inside fish_speech.inference_engine."""
+
+    @staticmethod
+    def collect(generation: int = 2) -> int:
+        return 0
 
 
-def _restore_inductor(saved: dict[str, Any]) -> None:
-    if not saved:
-        return
-    import torch._inductor.config as inductor
+_NO_FULL_COLLECT = _NoFullCollect()
 
-    for name, value in saved.items():
-        if name == "triton.unique_kernel_names":
-            inductor.triton.unique_kernel_names = value
-        else:
-            setattr(inductor, name, value)
+
+def _release_memory(worker: SemanticWorker) -> None:
+    """On the TTS executor, after the worker was told to stop: free what the old model held."""
+    import gc
+
+    import torch
+
+    worker.thread.join(timeout=60)
+    gc.collect()
+    if worker.device.startswith("cuda"):
+        with torch.cuda.device(worker.device):
+            torch.cuda.empty_cache()
 
 
 def _restore_env(name: str, value: str | None) -> None:
