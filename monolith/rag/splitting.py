@@ -1,7 +1,8 @@
 """Split a document into overlapping chunks along Japanese and English sentence boundaries.
 
-Sentences end at 。！？ (and their closing brackets), at . ! ? followed by a space, and at blank
-lines. Sentences are packed into chunks of at most `size` characters; the next chunk repeats
+Where sentences end is monolith.text's rule (the one the TTS chunker uses): 。！？ and . ! ?
+with their closing brackets, never inside 「」 or after an abbreviation, and at blank lines
+(a document's single line breaks are only wrapping). Sentences are packed into chunks of at most `size` characters; the next chunk repeats
 the last sentences of the previous one, up to `overlap` characters, so a fact that straddles
 a boundary is still found whole. A sentence longer than `size` is cut at commas, spaces, or
 finally at `size`."""
@@ -10,33 +11,9 @@ from __future__ import annotations
 
 import re
 
-# A sentence ends after: Japanese/full-width enders (+ closing brackets/quotes), or Latin enders
-# followed by whitespace, or a paragraph break.
-_SENTENCE_END = re.compile(
-    r"(?<=[。！？!?．])[」』）)\"'”’]*+\s*+(?![とっ])"  # 「本当？」と聞いた is one sentence
-    r"|(?<=[.!?])[\"'”’)\]]*\s+"
-    r"|\n\s*\n\s*"
-)
-_ABBREVIATION = re.compile(r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|vs|etc|e\.g|i\.e|No|Fig)\.$", re.IGNORECASE)
+from monolith.text import join_texts, sentences
+
 _SOFT_BREAK = re.compile(r"(?<=[、，,；;：:])|(?<=\s)")
-
-
-def sentences(text: str) -> list[str]:
-    parts: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        if end > start:
-            piece = text[start:end].strip()
-            if piece and parts and _ABBREVIATION.search(parts[-1]):
-                parts[-1] += " " + piece  # "Mr." does not end a sentence
-            elif piece:
-                parts.append(piece)
-        start = end
-    tail = text[start:].strip()
-    if tail:
-        parts.append(tail)
-    return parts
 
 
 def _cut_long(sentence: str, size: int) -> list[str]:
@@ -54,16 +31,6 @@ def _cut_long(sentence: str, size: int) -> list[str]:
     return [p for p in pieces if p]
 
 
-def _join(parts: list[str]) -> str:
-    out = ""
-    for part in parts:
-        # Latin text needs a space between sentences; Japanese does not.
-        if out and (out[-1].isascii() or part[0].isascii()):
-            out += " "
-        out += part
-    return out
-
-
 def split_text(text: str, *, size: int, overlap: int) -> list[str]:
     if size < 1:
         raise ValueError("chunk size must be positive")
@@ -77,7 +44,7 @@ def split_text(text: str, *, size: int, overlap: int) -> list[str]:
     fresh = 0  # sentences in `current` that no earlier chunk holds
     for unit in units:
         if current and length + len(unit) + 1 > size:
-            chunks.append(_join(current))
+            chunks.append(join_texts(current))
             # carry the tail sentences (up to `overlap` characters) into the next chunk
             carried: list[str] = []
             carried_len = 0
@@ -94,5 +61,5 @@ def split_text(text: str, *, size: int, overlap: int) -> list[str]:
         length += len(unit) + 1
         fresh += 1
     if current and fresh:
-        chunks.append(_join(current))
+        chunks.append(join_texts(current))
     return chunks

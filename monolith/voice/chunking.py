@@ -1,4 +1,5 @@
-"""Cut streaming LLM text into speakable chunks: sentence ends in Japanese and English.
+"""Cut streaming LLM text into speakable chunks at sentence ends (monolith.text decides where
+sentences end, for Japanese and English, as it does for RAG).
 
 The first chunk has a lower length cap so the first audio starts sooner; later chunks can be
 longer (their audio queues behind what is already playing)."""
@@ -7,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-HARD_ENDS = set("。！？!?\n")
+from monolith.text import sentence_ends
+
 PAUSES = set("、，,；;：:")  # cut here first when a chunk runs long
 SPACES = set(" \t")
 
@@ -55,13 +57,9 @@ class SentenceChunker:
 
     def _sentence_end(self) -> int | None:
         """Index just past the first sentence end that leaves a chunk of at least min_chars."""
-        for i, ch in enumerate(self.buffer):
-            is_end = ch in HARD_ENDS
-            if ch == "." and i + 1 < len(self.buffer):
-                # "3.5" or "e.g" is not a sentence end; ". " is. A trailing "." waits for more text.
-                is_end = self.buffer[i + 1].isspace()
-            if is_end and len(self.buffer[: i + 1].strip()) >= self.min_chars:
-                return i + 1
+        for end in sentence_ends(self.buffer, final=False, line_breaks=True):
+            if len(self.buffer[:end].strip()) >= self.min_chars:
+                return end
         return None
 
     def _emit(self, end: int) -> bool:

@@ -22,6 +22,7 @@ from monolith.providers.llm import ChatMessage, LLMProvider, SamplingOptions
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
 from monolith.rag.passages import Passage, Retriever, context_message
+from monolith.text import join_texts
 from monolith.voice.chunking import SentenceChunker
 from monolith.voice.events import PROTOCOL, Event, error, event
 from monolith.voice.timing import AudioClock, TurnTiming, now
@@ -56,14 +57,6 @@ class Response:
     spoken: list[str] = field(default_factory=list)
     sources: list[Passage] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
-
-
-def join_chunks(chunks: list[str]) -> str:
-    out = ""
-    for chunk in chunks:
-        needs_space = out and out[-1].isascii() and not out[-1].isspace() and chunk[:1].isascii()
-        out += (" " if needs_space else "") + chunk
-    return out
 
 
 class VoiceSession:
@@ -173,7 +166,7 @@ class VoiceSession:
         resp.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await resp.task
-        spoken = join_chunks(resp.spoken)
+        spoken = join_texts(resp.spoken)
         self._remember(resp.user_text, spoken)
         await self.sink.send_event(event("response.cancelled", response_id=resp.id, reason=reason, spoken_text=spoken))
         metrics.TURNS.labels("cancelled").inc()
@@ -310,7 +303,7 @@ class VoiceSession:
             await self.sink.send_event(error(exc.code or exc.type, exc.message))
             return
         self._release(resp)
-        spoken = join_chunks(resp.spoken)
+        spoken = join_texts(resp.spoken)
         self._remember(resp.user_text, spoken)
         sources = [{"source": p.source, "score": round(p.score, 4), "text": p.text} for p in resp.sources]
         await self.sink.send_event(event("response.done", response_id=resp.id, text=spoken, sources=sources))

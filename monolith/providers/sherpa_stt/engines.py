@@ -31,17 +31,6 @@ FLUSH_PADDING_S = 0.8
 SLICE = int(0.32 * RATE)  # about one streaming-model chunk
 
 
-def join_texts(parts: Sequence[str]) -> str:
-    out = ""
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        if out and out[-1].isascii() and out[-1].isalnum() and part[0].isascii():
-            out += " "
-        out += part
-    return out
-
-
 class Resampler:
     """Client rate -> 16 kHz (the VAD's rate; sherpa-onnx resamples on to the model's own)."""
 
