@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def check(settings: Settings, plan: Plan, *, for_this_machine: bool) -> int:
     """Print the plan and each provider's weights; 2 when this machine's server would not be ready."""
+    from monolith.registry.weights import check_weights
     from monolith.scheduler.memory import estimate
-    from monolith.weights import check_weights
 
     print(plan.table())
     for line in estimate(settings, plan):

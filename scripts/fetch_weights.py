@@ -27,7 +27,7 @@ from typing import Any, Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monolith.config import ConfigError, load_settings  # noqa: E402
-from monolith.weights import missing_files  # noqa: E402
+from monolith.registry.weights import missing_files  # noqa: E402
 
 # provider -> the production model's Hugging Face repository (weights/README.md has the list)
 PRODUCTION = {
@@ -46,6 +46,7 @@ SMALL = {
     "tts": "fishaudio/openaudio-s1-mini",
     "embedding": "intfloat/multilingual-e5-small",
 }
+BACKENDS = {"llm": "vllm", "stt": "sherpa-onnx", "tts": "fish-speech", "embedding": "sentence-transformers"}
 DISK_MARGIN = 1.05  # keep 5% beyond the download's own size
 
 
@@ -118,7 +119,7 @@ def fetch(provider: str, repo: str, target: Path, hub: Hub, *, revision: str = "
         hub.download(repo, revision, partial)
         shutil.rmtree(partial / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
         verify(partial, files, check_hash=check_hash)
-        missing = missing_files(provider, partial)
+        missing = missing_files(provider, BACKENDS[provider], partial)
         if missing:
             raise FetchError(f"{repo} does not look like a {provider} model: missing {', '.join(missing)}")
         old = target.with_name(f".{target.name}.old-{int(time.time())}")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
+import numpy as np
+
 from monolith.config import MockLLMConfig, Settings
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
 from monolith.providers.mock_llm import MockLLM
+from monolith.providers.stt import STTEvent, STTProvider, STTStream
+from monolith.providers.tts import TTSProvider
 
 
 class FakeRealLLM(MockLLM):
@@ -74,3 +78,138 @@ class SharedLLM(LLMProvider):
 
     def running_requests(self) -> int:
         return self.inner.running_requests()
+
+
+# --- fakes for driving a VoiceSession directly (tests/voice/test_session.py) ----------------------
+
+Failure = str | None  # None, "before_first", "mid_stream", "hang", or "unicode"
+
+
+class StepLLM(LLMProvider):
+    """An LLM that says `reply` token by token, each token released by the test (`release`), or
+    all at once with `free_running`; it can fail before its first token, mid-stream, or hang."""
+
+    backend = "step-llm"
+
+    def __init__(self, reply: list[str], *, fail: Failure = None, free_running: bool = True) -> None:
+        super().__init__(model_id="step-llm")
+        self.reply, self.fail, self.free_running = reply, fail, free_running
+        self.gate: asyncio.Queue[None] = asyncio.Queue()
+        self.active: set[str] = set()
+        self.aborted: list[str] = []
+        self.seen: list[list[ChatMessage]] = []
+
+    def release(self, tokens: int = 1) -> None:
+        for _ in range(tokens):
+            self.gate.put_nowait(None)
+
+    async def stream_chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str
+    ) -> AsyncIterator[LLMChunk]:
+        self.seen.append(list(messages))
+        self.active.add(request_id)
+        finished = False
+        try:
+            if self.fail == "before_first":
+                raise RuntimeError("engine exploded before its first token (injected)")
+            if self.fail == "unicode":
+                "\ud800".encode()  # what a lone surrogate in client text did to a real engine
+            for i, token in enumerate(self.reply):
+                if self.fail == "hang":
+                    await asyncio.Event().wait()
+                if not self.free_running:
+                    await self.gate.get()
+                if self.fail == "mid_stream" and i == 1:
+                    raise RuntimeError("engine died mid-stream (injected)")
+                yield LLMChunk(token)
+            finished = True
+            yield LLMChunk("", finish_reason="stop", completion_tokens=len(self.reply))
+        finally:
+            self.active.discard(request_id)
+            if not finished:
+                self.aborted.append(request_id)
+
+    def running_requests(self) -> int:
+        return len(self.active)
+
+
+class ToneTTS(TTSProvider):
+    """Renders 10 ms of audio per character, in one piece, instantly; it can fail or hang."""
+
+    backend = "tone-tts"
+    native_sample_rate = 16000
+
+    def __init__(self, *, fail: Failure = None) -> None:
+        super().__init__(model_id="tone-tts")
+        self.fail = fail
+        self.rendered: list[str] = []
+        self.active = 0
+
+    def voices(self) -> list[str]:
+        return ["default", "alto"]
+
+    async def synthesize(
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+    ) -> AsyncIterator[np.ndarray]:
+        self.active += 1
+        try:
+            if self.fail == "before_first":
+                raise RuntimeError("vocoder exploded (injected)")
+            if self.fail == "hang":
+                await asyncio.Event().wait()
+            self.rendered.append(text)
+            yield np.full(160 * len(text), 0.1, dtype=np.float32)
+        finally:
+            self.active -= 1
+
+    def running_requests(self) -> int:
+        return self.active
+
+
+class ScriptedSTTStream(STTStream):
+    """Events come from the test (`say`); fed audio is only counted."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.queue: asyncio.Queue[STTEvent | None] = asyncio.Queue()
+        self.fed_samples = 0
+        self.closed = False
+
+    async def feed(self, samples: np.ndarray) -> None:
+        self.fed_samples += samples.size
+
+    def say(self, kind: str, text: str = "", audio_ms: float = 0.0) -> None:
+        self.queue.put_nowait(STTEvent(kind, text, audio_ms))  # type: ignore[arg-type]
+
+    async def events(self) -> AsyncIterator[STTEvent]:
+        while (event := await self.queue.get()) is not None:
+            yield event
+
+    async def flush(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+        self.queue.put_nowait(None)
+
+
+class ScriptedSTT(STTProvider):
+    backend = "scripted-stt"
+
+    def __init__(self) -> None:
+        super().__init__(model_id="scripted-stt")
+        self.streams: list[ScriptedSTTStream] = []
+
+    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+        self.streams.append(ScriptedSTTStream(sample_rate))
+        return self.streams[-1]
+
+    @property
+    def stream(self) -> ScriptedSTTStream:
+        return self.streams[-1]
+
+    async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+        return ""
+
+    def live_streams(self) -> int:
+        return sum(not s.closed for s in self.streams)

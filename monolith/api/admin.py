@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from monolith.api.auth import require_admin
+from monolith.api.errors import error_body
 from monolith.api.requests import read_json
-from monolith.errors import InvalidRequest, NotFound
+from monolith.errors import Conflict, InvalidRequest, NotFound, SwapFailed
 from monolith.registry import Registry
 from monolith.registry.slot import SwapRefused
 
@@ -37,14 +38,14 @@ async def swap_model(request: Request) -> Response:
     try:
         entry = await registry.swap(provider, body.path, unload_first=body.unload_first)
     except SwapRefused as exc:
-        return JSONResponse({"error": {"type": "conflict", "message": str(exc), "code": "swap_refused"}}, status_code=409)
+        raise Conflict(str(exc), code="swap_refused") from exc
     status = registry.slots[provider].status()
     body_out = {"provider": provider, "swap": entry, "model_path": status["model_path"], "loaded_at": status["loaded_at"]}
     if entry["ok"]:
         return JSONResponse(body_out)
-    error = {"type": "swap_failed", "code": "swap_failed",
-             "message": f"{provider}: the swap to {entry['to']} failed ({entry['error']}); {status['model_path']} serves"}
-    return JSONResponse({"error": error, **body_out}, status_code=422)
+    failed = SwapFailed(f"{provider}: the swap to {entry['to']} failed ({entry['error']}); {status['model_path']} serves",
+                        code="swap_failed")
+    return JSONResponse({**error_body(failed, where="admin swap"), **body_out}, status_code=failed.status)
 
 
 routes = [Route("/admin/models/{provider}", swap_model, methods=["POST"])]

@@ -6,7 +6,6 @@ the top passages for the last user message into the prompt and returns them as `
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,13 +13,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monolith.api.cancellation import with_cancellation
 from monolith.api.models import resolve_model
 from monolith.api.requests import read_json
+from monolith.api.sse import sse_response
 from monolith.config import Settings
-from monolith.errors import InvalidRequest, MonolithError, Unavailable
+from monolith.errors import InvalidRequest, Unavailable
 from monolith.logs import request_id_var
 from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
 from monolith.rag.passages import Passage, context_message
@@ -125,8 +126,8 @@ async def create_chat_completion(request: Request) -> Response:
         # Pull the first chunk now: a bad request (too long, engine down) is still a 4xx/5xx.
         first = await _first(stream)
         usage = body.stream_options is not None and body.stream_options.include_usage
-        events = _sse(completion_id, created, model, first, stream, usage, _sources(passages))
-        return StreamingResponse(events, media_type="text/event-stream")
+        events = _chunks(completion_id, created, model, first, stream, usage, _sources(passages))
+        return sse_response(events, done=True)
     text, last = "", None
     async for chunk in stream:
         text += chunk.text
@@ -155,35 +156,28 @@ async def _first(stream: AsyncIterator[LLMChunk]) -> LLMChunk | None:
         return None
 
 
-def _data(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-async def _sse(
+async def _chunks(
     completion_id: str, created: int, model: str, first: LLMChunk | None, stream: AsyncIterator[LLMChunk],
     include_usage: bool, sources: list[dict[str, Any]],
-) -> AsyncIterator[str]:
-    def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> str:
-        return _data({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})})
+) -> AsyncIterator[dict[str, Any]]:
+    """OpenAI's chat.completion.chunk objects; api/sse.py encodes them and ends with [DONE]."""
+    def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
 
     try:
         yield chunk({"role": "assistant", "content": ""}, extra={"sources": sources} if sources else None)
         last = first
-        pending = [first] if first is not None else []
-        async for item in _chain(pending, stream):
+        async for item in _chain([first] if first is not None else [], stream):
             last = item
             if item.text:
                 yield chunk({"content": item.text})
         yield chunk({}, finish=(last.finish_reason if last else None) or "stop")
         if include_usage and last is not None:
-            yield _data({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                         "model": model, "choices": [], "usage": _usage(last)})
-    except MonolithError as exc:  # headers are gone: the error travels in the stream
-        yield _data(exc.to_dict())
+            yield {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [], "usage": _usage(last)}
     finally:
         await stream.aclose()  # type: ignore[attr-defined]  # disconnect: aborts the engine request
-    yield "data: [DONE]\n\n"
 
 
 async def _chain(first: list[LLMChunk], rest: AsyncIterator[LLMChunk]) -> AsyncIterator[LLMChunk]:
@@ -193,4 +187,4 @@ async def _chain(first: list[LLMChunk], rest: AsyncIterator[LLMChunk]) -> AsyncI
         yield item
 
 
-routes = [Route("/v1/chat/completions", create_chat_completion, methods=["POST"])]
+routes = [Route("/v1/chat/completions", with_cancellation(create_chat_completion), methods=["POST"])]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monolith.api.cancellation import with_cancellation
 from monolith.api.models import resolve_model
 from monolith.api.requests import read_json
 from monolith.config import Settings
@@ -96,4 +97,4 @@ async def create_embeddings(request: Request) -> Response:
     })
 
 
-routes = [Route("/v1/embeddings", create_embeddings, methods=["POST"])]
+routes = [Route("/v1/embeddings", with_cancellation(create_embeddings), methods=["POST"])]

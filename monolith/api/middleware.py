@@ -7,9 +7,12 @@ import logging
 import re
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monolith import metrics
+from monolith.api.cancellation import CLIENT_CLOSED_REQUEST
+from monolith.api.errors import report
 from monolith.logs import new_request_id, request_id_var
 
 log = logging.getLogger("monolith.access")
@@ -50,16 +53,17 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error", extra={"path": scope.get("path")})
-            metrics.ERRORS.labels("internal_error").inc()
+        except ClientDisconnect:
+            status = status or CLIENT_CLOSED_REQUEST  # the client hung up mid-body: not a server error
+        except Exception as exc:
+            error = report(exc, where=f"unhandled in {scope.get('path')}")
             if status:
                 raise  # the response already started; nothing clean can be sent now
             if scope["type"] == "http":
-                status = 500
-                body = json.dumps({"error": {"type": "internal_error", "message": "internal server error"}})
+                status = error.status
+                body = json.dumps(error.to_dict())
                 await send_with_id(
-                    {"type": "http.response.start", "status": 500,
+                    {"type": "http.response.start", "status": status,
                      "headers": [(b"content-type", b"application/json")]}
                 )
                 await send_with_id({"type": "http.response.body", "body": body.encode()})

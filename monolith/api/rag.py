@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from monolith.api.auth import require_admin
+from monolith.api.cancellation import with_cancellation
 from monolith.api.requests import read_json
 from monolith.errors import Unavailable
 from monolith.rag.service import RagService
@@ -48,6 +49,6 @@ async def reload(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/rag/search", search, methods=["POST"]),
+    Route("/v1/rag/search", with_cancellation(search), methods=["POST"]),
     Route("/v1/rag/reload", reload, methods=["POST"]),
 ]

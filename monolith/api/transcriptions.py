@@ -7,19 +7,20 @@ as the OpenAI API does. `language`, `prompt` and `temperature` are accepted and 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from monolith.api.audio_input import decode_audio
+from monolith.api.cancellation import with_cancellation
 from monolith.api.models import resolve_model
+from monolith.api.sse import sse_response
 from monolith.config import Settings
-from monolith.errors import InvalidRequest, MonolithError, PayloadTooLarge
+from monolith.errors import InvalidRequest, PayloadTooLarge
 from monolith.registry import Registry
 
 FORMATS = ("json", "text", "verbose_json")
@@ -62,7 +63,7 @@ async def create_transcription(request: Request) -> Response:
     duration = samples.size / rate
     deltas = registry.stt.transcribe_stream(samples, rate)
     if stream:
-        return StreamingResponse(_sse(deltas), media_type="text/event-stream")
+        return sse_response(_events(deltas))
     text = "".join([d async for d in deltas])
     if fmt == "text":
         return PlainTextResponse(text + "\n")
@@ -75,20 +76,15 @@ async def create_transcription(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _event(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-async def _sse(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _events(deltas: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     text = ""
     try:
         async for delta in deltas:
             text += delta
-            yield _event({"type": "transcript.text.delta", "delta": delta})
-    except MonolithError as exc:  # headers are gone: the error travels as an event
-        yield _event({"type": "error", **exc.to_dict()})
-        return
-    yield _event({"type": "transcript.text.done", "text": text})
+            yield {"type": "transcript.text.delta", "delta": delta}
+    finally:
+        await deltas.aclose()  # type: ignore[attr-defined]
+    yield {"type": "transcript.text.done", "text": text}
 
 
-routes = [Route("/v1/audio/transcriptions", create_transcription, methods=["POST"])]
+routes = [Route("/v1/audio/transcriptions", with_cancellation(create_transcription), methods=["POST"])]

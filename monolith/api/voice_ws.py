@@ -1,4 +1,5 @@
-"""`GET /v1/voice`: the WebSocket transport of a voice session. It only translates."""
+"""`GET /v1/voice`: the WebSocket transport of a voice session (monolith.voice.v1). It only
+translates: frames in -> session calls; session events out -> `voice_protocol.to_wire`."""
 
 from __future__ import annotations
 
@@ -11,14 +12,23 @@ import uuid
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from monolith.api.protocol import InputText, ResponseCancel, SessionClose, SessionUpdate, parse_client_message
+from monolith.api.voice_protocol import (
+    InputText,
+    ResponseCancel,
+    SessionClose,
+    SessionUpdate,
+    error_event,
+    options_update,
+    parse_client_message,
+    to_wire,
+)
 from monolith.config import Settings
-from monolith.errors import InvalidRequest, MonolithError
+from monolith.errors import InvalidRequest, MonolithError, Unavailable
 from monolith.providers.llm import SamplingOptions
 from monolith.registry import Registry
-from monolith.voice.events import Event, error
+from monolith.voice.events import ServerEvent
 from monolith.voice.hub import SessionHub
-from monolith.voice.session import VoiceSession
+from monolith.voice.session import OutputSink, VoiceSession
 
 log = logging.getLogger(__name__)
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded
@@ -32,23 +42,23 @@ class WebSocketSink:
         self.lock = asyncio.Lock()
         self.gone = False
 
-    async def _send(self, message: dict[str, object]) -> None:
+    async def send(self, message: dict[str, object] | bytes) -> None:
         if self.gone:
             return
+        frame = {"type": "websocket.send", "bytes": message} if isinstance(message, bytes) else \
+            {"type": "websocket.send", "text": json.dumps(message, ensure_ascii=False)}
         async with self.lock:
             try:
-                await self.ws.send(message)  # type: ignore[arg-type]
+                await self.ws.send(frame)  # type: ignore[arg-type]
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self.gone = True
 
-    async def send_event(self, message: Event) -> None:
-        await self._send({"type": "websocket.send", "text": json.dumps(message, ensure_ascii=False)})
-
-    async def send_audio(self, pcm: bytes) -> None:
-        await self._send({"type": "websocket.send", "bytes": pcm})
+    async def emit(self, event: ServerEvent) -> None:
+        await self.send(to_wire(event))
 
 
-def _make_session(ws: WebSocket, sink: WebSocketSink) -> VoiceSession:
+def make_session(ws: WebSocket, sink: OutputSink) -> VoiceSession:
+    """A session over the app's providers, for any voice transport."""
     settings: Settings = ws.app.state.settings
     registry: Registry = ws.app.state.registry
     llm = settings.llm
@@ -69,17 +79,18 @@ async def voice_endpoint(ws: WebSocket) -> None:
     settings: Settings = ws.app.state.settings
     await ws.accept()
     if hub.full:
-        await ws.send_json(error("too_many_sessions", f"the server holds {hub.max_sessions} sessions already"))
+        full = Unavailable(f"the server holds {hub.max_sessions} sessions already", code="too_many_sessions")
+        await ws.send_json(error_event(full))
         await ws.close(CLOSE_TRY_AGAIN_LATER, reason="too many sessions")
         return
     sink = WebSocketSink(ws)
-    session = _make_session(ws, sink)
+    session = make_session(ws, sink)
     hub.add(session)
     try:
         try:
             await session.start()
         except MonolithError as exc:
-            await sink.send_event(error(exc.code or exc.type, exc.message))
+            await sink.send(error_event(exc))
             await ws.close(1011, reason="session could not start")
             return
         await _receive_loop(ws, session, sink, settings)
@@ -99,7 +110,7 @@ async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSin
         except TimeoutError:
             if session.busy:
                 continue  # answering is not idling
-            await sink.send_event(error("idle_timeout", f"no input for {voice.idle_timeout_s:g} s"))
+            await sink.send(error_event(InvalidRequest(f"no input for {voice.idle_timeout_s:g} s", code="idle_timeout")))
             await ws.close(1000, reason="idle timeout")
             return
         if message["type"] == "websocket.disconnect":
@@ -117,14 +128,14 @@ async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSin
                 if await _dispatch(session, message["text"]) == "close":
                     await ws.close(1000, reason="session.close")
                     return
-        except MonolithError as exc:
-            await sink.send_event(error(exc.code or exc.type, exc.message))
+        except Exception as exc:  # a bad message is answered; the session goes on
+            await sink.send(error_event(exc))
 
 
 async def _dispatch(session: VoiceSession, text: str) -> str | None:
     msg = parse_client_message(text)
     if isinstance(msg, SessionUpdate):
-        await session.update(msg.session)
+        await session.update(options_update(msg.session))
     elif isinstance(msg, InputText):
         await session.on_text(msg.text)
     elif isinstance(msg, ResponseCancel):

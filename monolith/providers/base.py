@@ -7,7 +7,7 @@ import importlib
 import threading
 from abc import ABC
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -46,6 +46,20 @@ class EngineSpec:
 
     def resolve(self, path: str) -> Path:
         return self.settings.resolve(path) if self.settings is not None else Path(path)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, as data: callers ask this, they do not probe for methods."""
+
+    live_streams: bool = False  # STT: decodes a live stream, not only whole files
+    word_timestamps: bool = False  # STT: times for each word
+    tool_calls: bool = False  # LLM: function calls through the engine's parser
+    structured_output: bool = False  # LLM: JSON / JSON-schema constrained decoding
+    logprobs: bool = False  # LLM
+    speed: bool = False  # TTS: renders at another speaking rate itself
+    batching: bool = False  # decodes several requests in one pass
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 class ImportGate:
@@ -88,6 +102,22 @@ class Provider(ABC):
     kind: ClassVar[str]
     backend: ClassVar[str]
     is_mock: ClassVar[bool] = False
+    # What a complete weights folder holds: groups of glob alternatives, each group needing one
+    # match. `--check`, a swap and fetch_weights.py look here before anything loads.
+    required_files: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @classmethod
+    def missing_files(cls, folder: Path) -> list[str]:
+        """What `folder` lacks for this backend, as glob alternatives; empty when complete."""
+        if not folder.is_dir():
+            return [f"folder {folder} does not exist"]
+        return [" or ".join(group) for group in cls.required_groups(folder)
+                if not any(any(folder.glob(pattern)) for pattern in group)]
+
+    @classmethod
+    def required_groups(cls, folder: Path) -> tuple[tuple[str, ...], ...]:
+        return cls.required_files
 
     def __init__(self, *, model_id: str, model_path: str = "", runner: BlockingRunner | None = None) -> None:
         self.model_id = model_id
@@ -118,3 +148,8 @@ class Provider(ABC):
 
     def health_warnings(self) -> list[str]:
         return []
+
+    def in_flight(self) -> int:
+        """Work this provider holds now (requests, open streams): a replaced model is released
+        only when it reaches 0."""
+        return 0

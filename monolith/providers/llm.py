@@ -51,3 +51,6 @@ class LLMProvider(Provider):
     @abstractmethod
     def running_requests(self) -> int:
         """Requests the engine still holds (tests check aborts with it)."""
+
+    def in_flight(self) -> int:
+        return self.running_requests()

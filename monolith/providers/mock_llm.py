@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
 from monolith.config import MockLLMConfig
@@ -25,8 +26,9 @@ class MockLLM(LLMProvider):
         super().__init__(model_id=model_id)
         self.config = config
         self.active: set[str] = set()
-        self.cancelled: list[str] = []
-        self.completed: list[str] = []
+        # The last request ids by outcome (capped: the mock also serves production fallback).
+        self.cancelled: deque[str] = deque(maxlen=256)
+        self.completed: deque[str] = deque(maxlen=256)
         self.last_messages: list[ChatMessage] = []  # what the last request saw (the prompt, for tests)
 
     async def stream_chat(

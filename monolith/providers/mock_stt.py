@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from monolith.config import MockSTTConfig, STTConfig
+from monolith.providers.base import Capabilities
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
 
 FRAME_MS = 20.0
@@ -150,6 +151,7 @@ class MockSTTStream(STTStream):
 class MockSTT(STTProvider):
     backend = "mock"
     is_mock = True
+    capabilities = Capabilities(live_streams=True)
 
     def __init__(self, settings: STTConfig, *, model_id: str = "mock-stt") -> None:
         super().__init__(model_id=model_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -23,7 +24,7 @@ class MockTTS(TTSProvider):
         super().__init__(model_id=model_id)
         self.config = config
         self.active: set[str] = set()
-        self.cancelled: list[str] = []
+        self.cancelled: deque[str] = deque(maxlen=256)  # the last cancelled request ids
 
     def voices(self) -> list[str]:
         return ["default"]

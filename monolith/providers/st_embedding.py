@@ -12,7 +12,7 @@ import numpy as np
 
 from monolith import metrics
 from monolith.config import EmbeddingConfig
-from monolith.providers.base import EngineSpec, import_names
+from monolith.providers.base import Capabilities, EngineSpec, import_names
 from monolith.providers.batching import MicroBatcher
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 class STEmbedding(EmbeddingProvider):
     backend = "sentence-transformers"
+    required_files = (("config.json", "modules.json"), ("*.safetensors", "*.bin"))
+    capabilities = Capabilities(batching=True)
 
     def __init__(self, config: EmbeddingConfig, spec: EngineSpec) -> None:
         super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)

@@ -60,3 +60,6 @@ class STTProvider(Provider):
 
     def live_streams(self) -> int:
         return 0
+
+    def in_flight(self) -> int:
+        return self.live_streams()

@@ -43,7 +43,11 @@ class TTSProvider(Provider):
         async for samples in self.synthesize(
             text, voice=voice, request_id=request_id, first_in_response=first_in_response
         ):
-            yield to_pcm16(samples, self.native_sample_rate, sample_rate)
+            # soxr on a whole sentence takes milliseconds: on the provider's thread, not the loop
+            yield await self.runner.run(to_pcm16, samples, self.native_sample_rate, sample_rate)
 
     def running_requests(self) -> int:
         return 0
+
+    def in_flight(self) -> int:
+        return self.running_requests()

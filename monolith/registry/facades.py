@@ -23,7 +23,9 @@ T = TypeVar("T")
 
 
 def _failure(slot: Slot, provider: Provider, exc: Exception) -> ProviderFailed:
-    return ProviderFailed(f"{slot.name} ({provider.backend}) failed: {type(exc).__name__}: {exc}")
+    # The detail is for the log (api/errors.py logs it); the client learns which provider failed.
+    return ProviderFailed(f"{slot.name} ({provider.backend}) failed: {type(exc).__name__}: {exc}",
+                          code="provider_failed", public=f"the {slot.name} provider failed while serving this request")
 
 
 async def _mock_for(slot: Slot, provider: Provider, exc: Exception) -> Provider:

@@ -42,17 +42,22 @@ def build_mock(settings: Settings, name: str) -> Provider:
     raise KeyError(name)
 
 
+def backend_class(name: str, backend: str) -> type[Provider]:
+    """The class of a real backend (its module imports no model library until it loads)."""
+    module_name, class_name = REAL_BACKENDS[name][backend].split(":")
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
 def build_real(
     settings: Settings, name: str, backend: str, runner: BlockingRunner, devices: tuple[int, ...],
     model_path: str | None = None,
 ) -> Provider:
     """Construct (not load) the real provider; `model_path` overrides the configured one (swaps)."""
-    target = REAL_BACKENDS[name][backend]
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = backend_class(name, backend)
     section = getattr(settings, name)
     path = settings.resolve(model_path or section.model)
     spec = EngineSpec(model_path=str(path), model_id=served_id(settings, name), runner=runner, devices=devices,
                       settings=settings)
-    provider: Provider = cls(section, spec)
+    provider: Provider = cls(section, spec)  # type: ignore[call-arg,arg-type]  # real backends take (section, spec)
     return provider

@@ -14,10 +14,10 @@ from monolith.providers.base import Provider
 from monolith.registry import factories
 from monolith.registry.facades import EmbeddingFacade, LLMFacade, STTFacade, TTSFacade
 from monolith.registry.slot import Slot
+from monolith.registry.weights import missing_files
 from monolith.scheduler.executors import ExecutorPool
 from monolith.scheduler.placement import Plan
 from monolith.scheduler.tts_queue import DeviceQueue
-from monolith.weights import missing_files
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,7 @@ class Registry:
         )
 
     def _missing(self, name: str, folder: Path) -> list[str]:
-        if self.plan.assignments[name].is_mock:
-            return [] if folder.is_dir() else [f"folder {folder} does not exist"]
-        return missing_files(name, folder)
+        return missing_files(name, self.plan.assignments[name].backend, folder)
 
     def _build_at(self, name: str, path: str) -> Provider:
         if self.plan.assignments[name].is_mock:

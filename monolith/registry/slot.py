@@ -26,14 +26,6 @@ class SwapRefused(Exception):
     pass
 
 
-def _busy(provider: Provider) -> bool:
-    for probe in ("running_requests", "live_streams"):
-        count = getattr(provider, probe, None)
-        if callable(count) and count() > 0:
-            return True
-    return False
-
-
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
@@ -254,7 +246,7 @@ class Slot:
 
         async def drain() -> None:
             deadline = time.monotonic() + RETIRE_WAIT_S
-            while _busy(old) and time.monotonic() < deadline:
+            while old.in_flight() > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             self._retired.remove(old)
             await old.close()

@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -28,7 +29,7 @@ class DeviceQueue:
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._busy = False
-        self.started: list[str] = []  # labels in the order their work began (tests, benchmarks)
+        self.started: deque[str] = deque(maxlen=256)  # the last labels, in the order their work began
 
     @property
     def waiting(self) -> int:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from monolith import metrics
 from monolith.config import VoiceConfig
-from monolith.errors import InvalidRequest, MonolithError
+from monolith.errors import InvalidRequest, MonolithError, ProviderFailed
 from monolith.logs import request_id_var
 from monolith.providers.llm import ChatMessage, LLMProvider, SamplingOptions
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
@@ -24,28 +24,34 @@ from monolith.providers.tts import TTSProvider
 from monolith.rag.passages import Passage, Retriever, context_message
 from monolith.text import join_texts
 from monolith.voice.chunking import SentenceChunker
-from monolith.voice.events import PROTOCOL, Event, error, event
+from monolith.voice.events import (
+    CancelReason,
+    ResponseAudio,
+    ResponseAudioStarted,
+    ResponseCancelled,
+    ResponseDone,
+    ResponseStarted,
+    ResponseTextDelta,
+    ServerEvent,
+    SessionCreated,
+    SessionError,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnMetrics,
+)
+from monolith.voice.options import OptionsUpdate, SessionOptions
 from monolith.voice.timing import AudioClock, TurnTiming, now
 
 log = logging.getLogger(__name__)
-MIN_RATE, MAX_RATE = 8000, 48000
 
 
 class OutputSink(Protocol):
-    async def send_event(self, message: Event) -> None: ...
+    """Where a session's events go: its transport, or a test's list."""
 
-    async def send_audio(self, pcm: bytes) -> None: ...
-
-
-@dataclass
-class SessionOptions:
-    """What `session.update` may change."""
-
-    input_sample_rate: int
-    voice: str
-    system_prompt: str
-    language: str
-    use_rag: bool
+    async def emit(self, event: ServerEvent) -> None: ...
 
 
 @dataclass
@@ -99,12 +105,8 @@ class VoiceSession:
 
     async def start(self) -> None:
         await self._open_stream()
-        await self.sink.send_event(event(
-            "session.created", session_id=self.id, protocol=PROTOCOL,
-            input_audio_format={"encoding": "pcm16le", "sample_rate": self.options.input_sample_rate, "channels": 1},
-            output_audio_format={"encoding": "pcm16le", "sample_rate": self.output_sample_rate, "channels": 1},
-            options=self._options_dict(),
-        ))
+        await self.sink.emit(SessionCreated(self.id, self.options.input_sample_rate, self.output_sample_rate,
+                                            self.options.model_dump()))
 
     @property
     def busy(self) -> bool:
@@ -128,35 +130,25 @@ class VoiceSession:
         start = now()
         await self._start_response(text, TurnTiming(speech_end=start, final=start))
 
-    async def update(self, changes: dict[str, object]) -> None:
-        """Apply session.update; every field is validated before anything changes."""
-        new = replace(self.options)
-        for key, value in changes.items():
-            if key == "input_sample_rate":
-                if not isinstance(value, int) or isinstance(value, bool) or not MIN_RATE <= value <= MAX_RATE:
-                    raise InvalidRequest(f"input_sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}", code="invalid_rate")
-                new.input_sample_rate = value
-            elif key == "voice":
-                if not isinstance(value, str) or value not in self.tts.voices():
-                    raise InvalidRequest(f"unknown voice {value!r}; available: {self.tts.voices()}", code="unknown_voice")
-                new.voice = value
-            elif key in ("system_prompt", "language"):
-                if not isinstance(value, str) or len(value) > self.config.max_text_chars:
-                    raise InvalidRequest(f"{key} must be a string of at most {self.config.max_text_chars} characters", code="invalid_value")
-                setattr(new, key, value)
-            elif key == "use_rag":
-                if not isinstance(value, bool):
-                    raise InvalidRequest("use_rag must be true or false", code="invalid_value")
-                new.use_rag = value
-            else:
-                raise InvalidRequest(f"session.update: unknown field {key!r}", code="unknown_field")
-        rate_changed = new.input_sample_rate != self.options.input_sample_rate
-        self.options = new
+    async def update(self, update: OptionsUpdate) -> None:
+        """Apply session.update; every field is checked before anything changes."""
+        changes = update.changes()
+        voice = changes.get("voice")
+        if voice is not None and voice not in self.tts.voices():
+            raise InvalidRequest(f"unknown voice {voice!r}; available: {self.tts.voices()}", code="unknown_voice",
+                                 param="voice")
+        for key in ("system_prompt", "language"):
+            value = changes.get(key)
+            if isinstance(value, str) and len(value) > self.config.max_text_chars:
+                raise InvalidRequest(f"{key} is longer than {self.config.max_text_chars} characters",
+                                     code="invalid_value", param=key)
+        rate_changed = changes.get("input_sample_rate", self.options.input_sample_rate) != self.options.input_sample_rate
+        self.options = self.options.model_copy(update=changes)
         if rate_changed:
             await self._open_stream()
-        await self.sink.send_event(event("session.updated", options=self._options_dict()))
+        await self.sink.emit(SessionUpdated(self.options.model_dump()))
 
-    async def cancel_response(self, reason: str) -> bool:
+    async def cancel_response(self, reason: CancelReason) -> bool:
         """Cancel the running response: abort the LLM request, stop TTS, keep what was heard."""
         resp = self.response
         if resp is None or resp.task is None or resp.task.done():
@@ -168,7 +160,7 @@ class VoiceSession:
             await resp.task
         spoken = join_texts(resp.spoken)
         self._remember(resp.user_text, spoken)
-        await self.sink.send_event(event("response.cancelled", response_id=resp.id, reason=reason, spoken_text=spoken))
+        await self.sink.emit(ResponseCancelled(resp.id, reason, spoken))
         metrics.TURNS.labels("cancelled").inc()
         if reason == "barge_in":
             metrics.BARGE_IN_LATENCY.observe(now() - started)
@@ -210,28 +202,30 @@ class VoiceSession:
             raise
         except Exception as exc:
             log.exception("STT stream failed", extra={"session_id": self.id})
-            await self.sink.send_event(error("stt_failed", f"speech recognition failed: {exc}"))
+            failed = ProviderFailed(f"speech recognition failed: {type(exc).__name__}: {exc}", code="stt_failed",
+                                    public="speech recognition failed; this session hears nothing more")
+            await self.sink.emit(SessionError(failed))
 
     async def _on_stt_event(self, ev: STTEvent) -> None:
         if ev.kind == "speech_started":
             self.pending = TurnTiming(speech_start=self.clock.received_at(ev.audio_ms))
-            await self.sink.send_event(event("speech.started", audio_ms=round(ev.audio_ms, 1)))
+            await self.sink.emit(SpeechStarted(round(ev.audio_ms, 1)))
             self._arm_barge_in(ev.audio_ms)
         elif ev.kind == "speech_stopped":
             self.pending.speech_end = self.clock.received_at(ev.audio_ms)
             if self.barge_task is not None and not self.barge_task.done():
                 self.barge_task.cancel()  # too short to count as an interruption
-            await self.sink.send_event(event("speech.stopped", audio_ms=round(ev.audio_ms, 1)))
+            await self.sink.emit(SpeechStopped(round(ev.audio_ms, 1)))
         elif ev.kind == "partial":
             if self.pending.first_partial is None:
                 self.pending.first_partial = now()
-            await self.sink.send_event(event("transcript.partial", text=ev.text))
+            await self.sink.emit(TranscriptPartial(ev.text))
         elif ev.kind == "final":
             timing, self.pending = self.pending, TurnTiming()
             timing.final = now()
             if timing.speech_end is None:
                 timing.speech_end = self.clock.received_at(ev.audio_ms)
-            await self.sink.send_event(event("transcript.final", text=ev.text))
+            await self.sink.emit(TranscriptFinal(ev.text, round(ev.audio_ms, 1)))
             if ev.text.strip():
                 await self.cancel_response("interrupted")
                 await self._start_response(ev.text.strip(), timing)
@@ -272,42 +266,50 @@ class VoiceSession:
 
     async def _run_response(self, resp: Response) -> None:
         request_id_var.set(resp.id)  # this task's own context: its logs and provider calls carry it
-        t = resp.timing
         try:
-            messages = await self._chat(resp)
-            await self.sink.send_event(event("response.started", response_id=resp.id, user_text=resp.user_text))
-            chunks: asyncio.Queue[str | None] = asyncio.Queue()
-            speaker = asyncio.create_task(self._speak(resp, chunks), name=f"tts-{resp.id}")
-            try:
-                chunker = SentenceChunker(self.config.chunk_min_chars, self.config.chunk_max_chars, self.config.first_chunk_max_chars)
-                t.llm_request = now()
-                async for delta in self.llm.stream_chat(messages, self.sampling, request_id=resp.id):
-                    if not delta.text:
-                        continue
-                    t.llm_first_token = t.llm_first_token or now()
-                    resp.text += delta.text
-                    await self.sink.send_event(event("response.text.delta", response_id=resp.id, delta=delta.text))
-                    self._queue_chunks(chunker.push(delta.text), chunks, t)
-                rest = chunker.flush()
-                self._queue_chunks([rest] if rest else [], chunks, t)
-                chunks.put_nowait(None)
-                await speaker
-            finally:
-                if not speaker.done():
-                    speaker.cancel()
-                    with contextlib.suppress(BaseException):
-                        await speaker
-        except MonolithError as exc:
+            await self._answer(resp)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Whatever failed, the response ends here: the client hears why, the session is free
+            # for the next turn (a wedged response would hold its slot and dodge the idle timeout).
             self._release(resp)
             metrics.TURNS.labels("failed").inc()
-            await self.sink.send_event(error(exc.code or exc.type, exc.message))
+            if not isinstance(exc, MonolithError):
+                log.exception("response failed", extra={"session_id": self.id, "response_id": resp.id})
+            await self.sink.emit(SessionError(exc, response_id=resp.id))
             return
         self._release(resp)
         spoken = join_texts(resp.spoken)
         self._remember(resp.user_text, spoken)
-        sources = [{"source": p.source, "score": round(p.score, 4), "text": p.text} for p in resp.sources]
-        await self.sink.send_event(event("response.done", response_id=resp.id, text=spoken, sources=sources))
+        await self.sink.emit(ResponseDone(resp.id, spoken, tuple(resp.sources)))
         await self._report(resp)
+
+    async def _answer(self, resp: Response) -> None:
+        t = resp.timing
+        messages = await self._chat(resp)
+        await self.sink.emit(ResponseStarted(resp.id, resp.user_text))
+        chunks: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = asyncio.create_task(self._speak(resp, chunks), name=f"tts-{resp.id}")
+        try:
+            chunker = SentenceChunker(self.config.chunk_min_chars, self.config.chunk_max_chars, self.config.first_chunk_max_chars)
+            t.llm_request = now()
+            async for delta in self.llm.stream_chat(messages, self.sampling, request_id=resp.id):
+                if not delta.text:
+                    continue
+                t.llm_first_token = t.llm_first_token or now()
+                resp.text += delta.text
+                await self.sink.emit(ResponseTextDelta(resp.id, delta.text))
+                self._queue_chunks(chunker.push(delta.text), chunks, t)
+            rest = chunker.flush()
+            self._queue_chunks([rest] if rest else [], chunks, t)
+            chunks.put_nowait(None)
+            await speaker
+        finally:
+            if not speaker.done():
+                speaker.cancel()
+                with contextlib.suppress(BaseException):
+                    await speaker
 
     def _release(self, resp: Response) -> None:
         """Forget `resp` as the running response, unless a newer one has replaced it."""
@@ -332,13 +334,11 @@ class VoiceSession:
             ):
                 if t.tts_first_audio is None:
                     t.tts_first_audio = now()
-                    await self.sink.send_event(event(
-                        "response.audio.started", response_id=resp.id, sample_rate=self.output_sample_rate,
-                    ))
+                    await self.sink.emit(ResponseAudioStarted(resp.id, self.output_sample_rate))
                 if not started:
                     resp.spoken.append(chunk)  # its audio is going out: it counts as heard
                     started = True
-                await self.sink.send_audio(pcm)
+                await self.sink.emit(ResponseAudio(resp.id, pcm))
                 t.audio_sent = t.audio_sent or now()
             index += 1
 
@@ -357,7 +357,4 @@ class VoiceSession:
             if value is not None:
                 metrics.TURN_LATENCY.labels(stage.removesuffix("_ms")).observe(value / 1000)
         log.info("turn metrics", extra={"session_id": self.id, **figures})
-        await self.sink.send_event(event("turn.metrics", response_id=resp.id, **figures))
-
-    def _options_dict(self) -> dict[str, object]:
-        return dict(vars(self.options))
+        await self.sink.emit(TurnMetrics(resp.id, figures))

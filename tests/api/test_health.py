@@ -64,6 +64,9 @@ async def test_ready_reports_a_real_provider_as_loaded(app_factory: AppFactory) 
 
 
 async def test_injected_load_failure_is_counted_everywhere(app_factory: AppFactory) -> None:
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("monolith_provider_fallbacks_total", {"provider": "llm"}) or 0.0
     settings = real_llm_settings()
     app = app_factory(settings, builders={"llm": llm_builder(FakeRealLLM(fail_load=True))})
     async with running(app) as client:
@@ -73,7 +76,9 @@ async def test_injected_load_failure_is_counted_everywhere(app_factory: AppFacto
         assert health["providers"]["llm"]["serving"] == "fallback_mock"
         assert any("llm: failed to load" in w for w in health["warnings"])
         metrics = (await client.get("/metrics")).text
-        assert 'monolith_provider_fallbacks_total{provider="llm"}' in metrics
+        after = next(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                     if line.startswith('monolith_provider_fallbacks_total{provider="llm"}'))
+        assert after == before + 1  # this app's load failure, counted once
 
 
 async def test_an_engine_that_failed_to_load_makes_ready_503_while_its_mock_answers(app_factory: AppFactory) -> None:
@@ -152,7 +157,7 @@ async def test_models_lists_every_served_model(client: httpx.AsyncClient) -> Non
 async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
     resp = await client.get("/nope")
     assert resp.status_code == 404
-    assert resp.json() == {"error": {"type": "not_found_error", "message": "Not Found"}}
+    assert resp.json() == {"error": {"type": "not_found_error", "message": "Not Found", "code": None, "param": None}}
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
@@ -183,5 +188,5 @@ async def test_unhandled_errors_are_json_500_without_traceback(client: httpx.Asy
     app.router.routes.append(Route("/boom", boom))
     resp = await client.get("/boom")
     assert resp.status_code == 500
-    assert resp.json() == {"error": {"type": "internal_error", "message": "internal server error"}}
+    assert resp.json() == {"error": {"type": "internal_error", "message": "internal server error", "code": None, "param": None}}
     assert "secret" not in resp.text and resp.headers["x-request-id"]

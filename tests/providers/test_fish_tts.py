@@ -137,5 +137,5 @@ async def test_first_chunk_first_with_three_sessions_on_the_real_engine(tiny_roo
     await asyncio.sleep(0.01)
     c = asyncio.create_task(chunk("C-0", True))
     await asyncio.gather(*a, b, c)
-    assert device.started[started_before:] == ["A-0", "A-1", "B-0", "C-0", "A-2"]
+    assert list(device.started)[started_before:] == ["A-0", "A-1", "B-0", "C-0", "A-2"]
     await registry.close()

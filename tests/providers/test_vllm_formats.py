@@ -70,10 +70,10 @@ def test_the_format_follows_config_json(tmp_path: Path) -> None:
 
 
 def test_weights_check_needs_no_tokenizer_files_for_gpt_oss(tmp_path: Path) -> None:
-    from monolith.weights import missing_files
+    from monolith.providers.vllm_llm import VLLMProvider
 
     (tmp_path / "config.json").write_text('{"model_type": "gpt_oss"}')
     (tmp_path / "model.safetensors").write_bytes(b"")
-    assert missing_files("llm", tmp_path) == []
+    assert VLLMProvider.missing_files(tmp_path) == []
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
-    assert missing_files("llm", tmp_path) == ["tokenizer.json or tokenizer_config.json or tokenizer.model"]
+    assert VLLMProvider.missing_files(tmp_path) == ["tokenizer.json or tokenizer_config.json or tokenizer.model"]

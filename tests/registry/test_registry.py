@@ -112,5 +112,5 @@ async def test_tts_chunks_from_three_sessions_follow_the_first_chunk_first_polic
 
     # A's three chunks are queued at once; B and C start their answers while A-1 renders.
     await asyncio.gather(*(chunk("A", i) for i in range(3)), chunk("B", 0, 0.045), chunk("C", 0, 0.05))
-    assert registry.tts.device.started == ["A-0", "A-1", "B-0", "C-0", "A-2"]
+    assert list(registry.tts.device.started) == ["A-0", "A-1", "B-0", "C-0", "A-2"]
     await registry.close()

@@ -30,7 +30,7 @@ async def test_three_sessions_first_chunks_jump_the_queue(policy: str, expected:
     await asyncio.sleep(0.04)  # A0 done, A1 rendering, A2 and A3 waiting
     tasks += [asyncio.create_task(hold(queue, "B0", True, 0.03, log)), asyncio.create_task(hold(queue, "C0", True, 0.03, log))]
     await asyncio.gather(*tasks)
-    assert queue.started == expected
+    assert list(queue.started) == expected
 
 
 async def test_cancelled_while_waiting_never_runs_and_the_queue_moves_on() -> None:
@@ -44,7 +44,7 @@ async def test_cancelled_while_waiting_never_runs_and_the_queue_moves_on() -> No
     assert queue.waiting == 2
     doomed.cancel()  # barge-in while B's first chunk waits
     await asyncio.gather(running, after)
-    assert queue.started == ["A0", "C0"]
+    assert list(queue.started) == ["A0", "C0"]
     with pytest.raises(asyncio.CancelledError):
         await doomed
 
@@ -59,4 +59,4 @@ async def test_a_failing_chunk_releases_the_device() -> None:
     with pytest.raises(RuntimeError):
         await fail()
     await asyncio.wait_for(hold(queue, "next", True, 0, []), 1)
-    assert queue.started == ["bad", "next"]
+    assert list(queue.started) == ["bad", "next"]

@@ -66,6 +66,7 @@ _CANCEL = _CancelHook()
 class FishTTS(TTSProvider):
     backend = "fish-speech"
     native_sample_rate = 44100
+    required_files = (("config.json",), ("model.pth",), ("tokenizer.tiktoken",), ("special_tokens.json",), ("codec.pth",))
 
     def __init__(self, config: TTSConfig, spec: EngineSpec) -> None:
         super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)

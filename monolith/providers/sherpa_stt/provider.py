@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from monolith.config import STTConfig
-from monolith.providers.base import EngineSpec, import_names
+from monolith.providers.base import Capabilities, EngineSpec, import_names
 from monolith.providers.sherpa_stt.engines import Engine, OfflineEngine, OnlineEngine, Resampler
 from monolith.providers.sherpa_stt.live import DecodeLoop
 from monolith.providers.sherpa_stt.models import ModelFiles, build_offline, build_online, discover, probe_cuda_provider
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 class SherpaSTT(STTProvider):
     backend = "sherpa-onnx"
+    required_files = (("tokens.txt",), ("*.onnx", "*.ort"))
+    capabilities = Capabilities(live_streams=True, batching=True)
 
     def __init__(self, config: STTConfig, spec: EngineSpec) -> None:
         super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,14 @@ def _process_tree_rss_mb() -> float:
 
 class VLLMProvider(LLMProvider):
     backend = "vllm"
+    required_files = (("config.json",), ("*.safetensors", "*.bin", "*.pt"),
+                      ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
+
+    @classmethod
+    def required_groups(cls, folder: Path) -> tuple[tuple[str, ...], ...]:
+        if is_harmony_model(folder):  # gpt-oss: openai-harmony carries the tokenizer
+            return cls.required_files[:2]
+        return cls.required_files
 
     def __init__(self, config: LLMConfig, spec: EngineSpec) -> None:
         super().__init__(model_id=spec.model_id, model_path=spec.model_path, runner=spec.runner)
@@ -44,7 +53,8 @@ class VLLMProvider(LLMProvider):
         self.engine: Any = None
         self.format: ChatFormat | None = None
         self.engine_kwargs: dict[str, Any] = {}
-        self.aborted: list[str] = []  # engine request ids aborted because their consumer went away
+        # The last engine request ids aborted because their consumer went away (capped: a record, not a log).
+        self.aborted: deque[str] = deque(maxlen=256)
         self._ids = itertools.count(1)
 
     def import_libraries(self) -> None:
