@@ -93,19 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return check(settings, plan, for_this_machine=args.gpus is None)
 
-    import uvicorn
-
     from monolith.app import create_app
+    from monolith.serving import make_server
 
     app = create_app(settings, plan=plan)
     host = args.host or server.host
     port = args.port or server.port
-    logging.getLogger("monolith").info("serving on %s:%d", host, port, extra={"host": host, "port": port})
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
-    # found: make that handler a clean exit, so `docker stop` sees status 0, not 143.
+    log = logging.getLogger("monolith")
+    log.info("serving on %s:%d", host, port, extra={"host": host, "port": port})
+    if not settings.server.api_keys and not settings.server.api_keys_file and not _loopback(host):
+        log.warning("SERVING WITHOUT API KEYS ON %s: anyone who reaches port %d can use every /v1 route and "
+                    "voice session; set server.api_keys (or api_keys_file), or bind to 127.0.0.1", host, port)
+    # The server drains on SIGTERM, then re-raises the signal with the handler it found: make that
+    # handler a clean exit, so `docker stop` sees status 0, not 143.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, ws_max_size=16 * 1024 * 1024)
+    make_server(app, settings, host, port).run()
     return 0
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 def check(settings: Settings, plan: Plan, *, for_this_machine: bool) -> int:

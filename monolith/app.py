@@ -10,10 +10,14 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
+from monolith import metrics
 from monolith.api import admin, chat, embeddings, health, models, rag, speech, transcriptions, voice_ws
+from monolith.api.auth import AccessMiddleware, load_api_keys
 from monolith.api.errors import http_error_handler, monolith_error_handler
+from monolith.api.limits import BodyLimitMiddleware
 from monolith.api.middleware import RequestContextMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
@@ -39,11 +43,13 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
         loader = asyncio.create_task(_load(registry.start_loading(), rag_service), name="monolith-load")
         app.state.loader = loader
         lag_watch = asyncio.create_task(watch_loop_lag(), name="monolith-loop-lag")
+        engine_watch = asyncio.create_task(_watch_after(loader, registry), name="monolith-engine-watch")
         try:
             yield
         finally:
             await app.state.voice.close_all()
             lag_watch.cancel()
+            engine_watch.cancel()
             loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader
@@ -56,9 +62,16 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
         *health.routes, *models.routes, *chat.routes, *transcriptions.routes, *speech.routes, *embeddings.routes, *rag.routes,
         *voice_ws.routes, *admin.routes,
     ]
+    api_keys = load_api_keys(settings)
+    middleware = [Middleware(RequestContextMiddleware)]
+    if settings.server.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["*"],
+                                     allow_headers=["*"], expose_headers=["x-request-id"]))
+    middleware += [Middleware(AccessMiddleware, settings=settings, api_keys=api_keys),
+                   Middleware(BodyLimitMiddleware, settings=settings)]
     app = Starlette(
         routes=list(routes),
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=middleware,
         exception_handlers={MonolithError: monolith_error_handler, HTTPException: http_error_handler},
         lifespan=lifespan,
     )
@@ -66,7 +79,24 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     app.state.registry = registry
     app.state.rag = build_rag(settings, registry)
     app.state.voice = SessionHub(settings.voice.max_sessions)
+    app.state.draining = False
     return app
+
+
+async def drain(app: Starlette, within_s: float) -> None:
+    """SIGTERM: /ready says `draining` (503) at once, new voice sessions are refused (1013), open
+    ones are told and may finish their response; then the server stops."""
+    app.state.draining = True
+    metrics.DRAINING.set(1)
+    hub: SessionHub = app.state.voice
+    log.info("draining: %d voice session(s) get at most %.0f s to finish", len(hub.sessions), within_s)
+    await hub.drain(within_s)
+
+
+async def _watch_after(loader: asyncio.Task[None], registry: Registry) -> None:
+    with contextlib.suppress(BaseException):
+        await loader
+    await registry.watch()
 
 
 async def _load(providers: asyncio.Task[None], rag: RagService | None) -> None:

@@ -40,6 +40,22 @@ class ServerConfig(_Section):
     # A configured engine that failed (or died) while its mock serves makes /ready 503; true
     # keeps it 200 "degraded" for operators who prefer availability to a loud failure.
     ready_when_degraded: bool = False
+    # Clients: API keys for every /v1 route and voice WebSocket (none: open), a file of keys (one
+    # per line), browser origins allowed (CORS and WebSocket Origin; same origin always is).
+    api_keys: list[str] = Field(default_factory=list)
+    api_keys_file: str = ""
+    metrics_need_key: bool = False  # /metrics: open to scrapers by default
+    cors_origins: list[str] = Field(default_factory=list)
+    # Bounds: request bodies, slow clients, open connections, shutdown.
+    max_body_mb: float = Field(16.0, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0)  # a request's headers must arrive within this
+    body_timeout_s: float = Field(30.0, gt=0)  # and each piece of its body within this
+    max_connections: int = Field(1024, ge=1)
+    drain_timeout_s: float = Field(60.0, gt=0)  # SIGTERM: running responses get this long to finish
+    # Engines: how often each is checked, and how many failed calls in a row mean it is broken.
+    health_check_interval_s: float = Field(2.0, gt=0)
+    restart_after_failures: int = Field(5, ge=1)
+    restart_backoff_max_s: float = Field(60.0, gt=0)
 
 
 class MockLLMConfig(_Section):
@@ -65,6 +81,8 @@ class LLMConfig(_Section):
     top_p: float = Field(1.0, gt=0, le=1)
     engine_args: dict[str, Any] = Field(default_factory=dict)
     fallback: Fallback = "mock"
+    first_output_timeout_s: float = Field(60.0, gt=0)  # no first token by then: the request fails
+    output_gap_timeout_s: float = Field(30.0, gt=0)  # nor a next one
     mock: MockLLMConfig = MockLLMConfig()
 
     def layout(self, device_count: int) -> tuple[int, int, int]:
@@ -112,6 +130,8 @@ class STTConfig(_Section):
     max_upload_mb: float = Field(25.0, gt=0)
     max_transcription_s: float = Field(600.0, gt=0)
     fallback: Fallback = "mock"
+    first_output_timeout_s: float = Field(60.0, gt=0)  # opening a stream, or a file's first text
+    output_gap_timeout_s: float = Field(60.0, gt=0)
     mock: MockSTTConfig = MockSTTConfig()
 
 
@@ -139,6 +159,8 @@ class TTSConfig(_Section):
     max_input_chars: int = Field(4096, ge=1)
     scheduling: Literal["first-chunk-first", "fifo"] = "first-chunk-first"
     fallback: Fallback = "mock"
+    first_output_timeout_s: float = Field(30.0, gt=0)  # a chunk's first audio (after its queue turn)
+    output_gap_timeout_s: float = Field(30.0, gt=0)
     mock: MockTTSConfig = MockTTSConfig()
 
 
@@ -157,6 +179,8 @@ class EmbeddingConfig(_Section):
     max_batch_wait_ms: float = Field(5.0, ge=0)
     max_inputs: int = Field(256, ge=1)
     fallback: Fallback = "mock"
+    first_output_timeout_s: float = Field(30.0, gt=0)
+    output_gap_timeout_s: float = Field(30.0, gt=0)
     mock: MockEmbeddingConfig = MockEmbeddingConfig()
 
 
@@ -376,6 +400,7 @@ def load_settings(
             except ConfigError as exc:
                 raise ConfigError(f"environment variable {name}: {exc}") from None
             sources.by_key.update({k: f"environment variable {name}" for k in keys})
+    env_text: dict[str, str] = {}
     for name, text in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -385,11 +410,23 @@ def load_settings(
         except ConfigError as exc:
             raise ConfigError(f"environment variable {name}: {exc}") from None
         sources.by_key[dotted] = f"environment variable {name}"
+        env_text[dotted] = text
     for reserved in ("base_dir", "cpu_mock"):
         if reserved in raw:
             raise ConfigError(f"{sources.of(reserved)}: unknown key `{reserved}`")
     raw["base_dir"] = str(path.parent if path is not None else Path.cwd())
     raw["cpu_mock"] = cpu_mock
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        # A string key given a value that reads as another TOML literal (a token `123456`, a
+        # name `true`): the variable's text is what was meant.
+        retry = [d for d in (".".join(str(p) for p in e["loc"]) for e in exc.errors() if e["type"] == "string_type")
+                 if d in env_text]
+        if not retry:
+            raise ConfigError(_describe(exc, sources)) from None
+    for dotted in retry:
+        _set(raw, dotted, env_text[dotted])
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
@@ -405,6 +442,7 @@ def _describe(exc: ValidationError, sources: _Sources) -> str:
         dotted = ".".join(loc)
         what = "unknown key" if err["type"] == "extra_forbidden" else "invalid value for"
         detail = "" if err["type"] == "extra_forbidden" else f": {err['msg']}"
-        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        secret = any(word in dotted for word in ("token", "key", "dsn", "password"))
+        got = "" if err["type"] == "extra_forbidden" or secret else f" (got {err.get('input')!r})"
         lines.append(f"{sources.of(dotted)}: {what} `{dotted}`{detail}{got}")
     return "\n".join(dict.fromkeys(lines))

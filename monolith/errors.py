@@ -89,6 +89,14 @@ class ProviderFailed(MonolithError):
     type = "provider_error"
 
 
+class ProviderTimeout(MonolithError):
+    """A provider produced nothing in time; its work was aborted. Worth retrying."""
+
+    status = 504
+    type = "timeout"
+    retryable = True
+
+
 class InternalError(MonolithError):
     """Anything that was not expected: a bug, a library's own exception."""
 

@@ -74,6 +74,10 @@ def make_handler(fmt: str) -> logging.Handler:
 
 def setup_logging(*, fmt: str = "json", level: str = "info") -> None:
     """Route the root logger and uvicorn's loggers through one stdout handler."""
+    # Client text can hold lone surrogates; a log line must never fail on it (they are written
+    # as \udXXX escapes, which JSON readers take as they are).
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     handler = make_handler(fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]

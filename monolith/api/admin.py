@@ -27,7 +27,7 @@ class SwapRequest(BaseModel):
 
 
 async def swap_model(request: Request) -> Response:
-    require_admin(request, open_without_token=False)
+    require_admin(request)
     registry: Registry = request.app.state.registry
     provider = request.path_params["provider"]
     if provider not in registry.slots:

@@ -27,6 +27,10 @@ from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
 from monolith.rag.passages import Passage, context_message
 from monolith.registry import Registry
 
+# No tokenizer makes tokens this long on average: a prompt past this many characters per token of
+# context cannot fit, and is refused before the engine tokenizes megabytes.
+MAX_CHARS_PER_TOKEN = 64
+
 
 class TextPart(BaseModel):
     type: Literal["text"]
@@ -116,6 +120,11 @@ async def create_chat_completion(request: Request) -> Response:
     messages = [ChatMessage(m.role, m.text()) for m in body.messages]
     if not any(m.role == "user" for m in messages):
         raise InvalidRequest("messages has no user message", param="messages")
+    chars = sum(len(m.content) for m in messages)
+    if chars > settings.llm.max_model_len * MAX_CHARS_PER_TOKEN:  # cheap, before any tokenizer sees it
+        raise InvalidRequest(f"messages hold {chars} characters: far more than the model's context of "
+                             f"{settings.llm.max_model_len} tokens (llm.max_model_len)",
+                             code="context_length_exceeded", param="messages")
     passages = await _retrieve(request, body, messages)
     chat = _with_context(messages, passages)
     options = _sampling(body, settings)

@@ -25,9 +25,11 @@ def _warnings(request: Request) -> list[str]:
 async def health(request: Request) -> Response:
     registry: Registry = request.app.state.registry
     warnings = _warnings(request)
-    return JSONResponse(
-        {"status": "degraded" if warnings else "ok", "providers": registry.health(), "warnings": warnings}
-    )
+    body: dict[str, Any] = {"status": "degraded" if warnings else "ok", "providers": registry.health(),
+                            "warnings": warnings}
+    if not request.scope.get("state", {}).get("authenticated", True):
+        body = _redacted(body)
+    return JSONResponse(body)
 
 
 def readiness(request: Request) -> tuple[str, dict[str, Any]]:
@@ -48,7 +50,9 @@ def readiness(request: Request) -> tuple[str, dict[str, Any]]:
     blocking = [f for f in failures if not settings.server.ready_when_degraded]
     hard_failed = any(p["state"] == "failed" for p in providers.values())
     rag_status = rag.status() if rag is not None else {"enabled": False, "loaded": False}
-    if registry.loading or hard_failed or blocking or rag_status.get("state") == "loading":
+    if getattr(request.app.state, "draining", False):
+        status = "draining"
+    elif registry.loading or hard_failed or blocking or rag_status.get("state") == "loading":
         status = "not_ready"
     elif failures or warnings or any(p["is_mock"] or p["fallback_count"] or p["state"] == "swapping"
                                      for p in providers.values()):
@@ -67,7 +71,27 @@ def readiness(request: Request) -> tuple[str, dict[str, Any]]:
 
 async def ready(request: Request) -> Response:
     status, body = readiness(request)
-    return JSONResponse(body, status_code=503 if status == "not_ready" else 200)
+    if not request.scope.get("state", {}).get("authenticated", True):
+        body = _redacted(body)
+    return JSONResponse(body, status_code=503 if status in ("not_ready", "draining") else 200)
+
+
+SECRET_FIELDS = ("model_path", "last_error", "failure", "swaps", "placement")
+
+
+def _redacted(body: dict[str, Any]) -> dict[str, Any]:
+    """What an unauthenticated probe sees when keys are configured: states and counts, no
+    paths, errors or swap history."""
+    out = dict(body)
+    out["providers"] = {name: {k: v for k, v in p.items() if k not in SECRET_FIELDS}
+                        for name, p in body["providers"].items()}
+    if "failures" in body:
+        out["failures"] = [f.split(":", 1)[0] for f in body["failures"]]
+    out["warnings"] = [f"{len(body['warnings'])} warning(s): send an API key or the admin token to read them"] \
+        if body["warnings"] else []
+    if isinstance(body.get("rag"), dict):
+        out["rag"] = {k: v for k, v in body["rag"].items() if k not in ("index_path", "store_path", "error")}
+    return out
 
 
 async def prometheus(request: Request) -> Response:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from monolith.errors import InvalidRequest, PayloadTooLarge
+from monolith.api.json_input import parse_json
+from monolith.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
-
-MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
 def describe(exc: ValidationError) -> tuple[str, str | None]:
@@ -23,17 +21,14 @@ def describe(exc: ValidationError) -> tuple[str, str | None]:
 
 
 async def read_json(request: Request, model: type[M]) -> M:
+    """The body as `model`, strictly typed (`"5"` is not a number). Its size was bounded before
+    it was read (api/limits.py)."""
     body = await request.body()
-    if len(body) > MAX_JSON_BYTES:
-        raise PayloadTooLarge(f"request body is larger than {MAX_JSON_BYTES} bytes")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         message, param = describe(exc)
-        raise InvalidRequest(message, code="invalid_value", param=param) from exc
+        raise InvalidRequest(message, code="invalid_value", param=param) from None

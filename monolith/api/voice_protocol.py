@@ -3,12 +3,12 @@ the session's typed events out, as JSON objects or binary audio frames."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from monolith.api.errors import ws_error
+from monolith.api.json_input import parse_json
 from monolith.errors import InvalidRequest
 from monolith.voice.events import (
     ResponseAudio,
@@ -18,6 +18,7 @@ from monolith.voice.events import (
     ResponseStarted,
     ResponseTextDelta,
     ServerEvent,
+    SessionClosing,
     SessionCreated,
     SessionError,
     SessionUpdated,
@@ -60,10 +61,7 @@ KNOWN_TYPES = ("session.update", "input_text", "response.cancel", "session.close
 
 
 def parse_client_message(text: str) -> SessionUpdate | InputText | ResponseCancel | SessionClose:
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json") from None
+    raw = parse_json(text)
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise InvalidRequest("each message is a JSON object with a string `type`", code="invalid_message")
     if raw["type"] not in KNOWN_TYPES:
@@ -134,6 +132,8 @@ def to_wire(event: ServerEvent) -> dict[str, Any] | bytes:
             return {"type": "turn.metrics", "response_id": event.response_id, **event.figures}
         case SessionError():
             return error_event(event.error, event.response_id)
+        case SessionClosing():
+            return {"type": "session.closing", "reason": event.reason, "within_s": event.within_s}
     raise TypeError(f"no monolith.voice.v1 message for {type(event).__name__}")
 
 

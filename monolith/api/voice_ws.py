@@ -13,6 +13,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from monolith.api.voice_protocol import (
+    PROTOCOL,
     InputText,
     ResponseCancel,
     SessionClose,
@@ -26,12 +27,35 @@ from monolith.config import Settings
 from monolith.errors import InvalidRequest, MonolithError, Unavailable
 from monolith.providers.llm import SamplingOptions
 from monolith.registry import Registry
-from monolith.voice.events import ServerEvent
+from monolith.voice.events import ServerEvent, SessionEnded
 from monolith.voice.hub import SessionHub
 from monolith.voice.session import OutputSink, VoiceSession
 
 log = logging.getLogger(__name__)
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded
+CLOSE_GOING_AWAY = 1001  # RFC 6455: the server is going down
+
+
+def accepted_subprotocol(ws: WebSocket, own: str) -> str | None:
+    """The subprotocol to accept: ours if the client offered it (browsers fail the connection when
+    they offered protocols and none is chosen). The API-key one is never echoed back."""
+    offered = ws.scope.get("subprotocols", [])
+    return own if own in offered else None
+
+
+async def refuse_if_unavailable(ws: WebSocket, hub: SessionHub) -> bool:
+    """Full, or draining: an error event and close 1013, so a client or balancer tries another
+    replica. True when refused."""
+    reason = hub.refusal()
+    if reason is None:
+        return False
+    hub.refuse(reason)
+    message = (f"the server holds {hub.max_sessions} sessions already" if reason == "full"
+               else "the server is shutting down")
+    error = Unavailable(message, code="too_many_sessions" if reason == "full" else "draining")
+    await ws.send_json(error_event(error))
+    await ws.close(CLOSE_TRY_AGAIN_LATER, reason="too many sessions" if reason == "full" else "shutting down")
+    return True
 
 
 class WebSocketSink:
@@ -54,7 +78,17 @@ class WebSocketSink:
                 self.gone = True
 
     async def emit(self, event: ServerEvent) -> None:
+        if isinstance(event, SessionEnded):
+            await self.close(CLOSE_GOING_AWAY, event.reason)
+            return
         await self.send(to_wire(event))
+
+    async def close(self, code: int, reason: str) -> None:
+        async with self.lock:
+            if not self.gone:
+                self.gone = True
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code, reason=reason)
 
 
 def make_session(ws: WebSocket, sink: OutputSink) -> VoiceSession:
@@ -77,11 +111,8 @@ def make_session(ws: WebSocket, sink: OutputSink) -> VoiceSession:
 async def voice_endpoint(ws: WebSocket) -> None:
     hub: SessionHub = ws.app.state.voice
     settings: Settings = ws.app.state.settings
-    await ws.accept()
-    if hub.full:
-        full = Unavailable(f"the server holds {hub.max_sessions} sessions already", code="too_many_sessions")
-        await ws.send_json(error_event(full))
-        await ws.close(CLOSE_TRY_AGAIN_LATER, reason="too many sessions")
+    await ws.accept(subprotocol=accepted_subprotocol(ws, PROTOCOL))
+    if await refuse_if_unavailable(ws, hub):
         return
     sink = WebSocketSink(ws)
     session = make_session(ws, sink)

@@ -149,6 +149,15 @@ class Provider(ABC):
     def health_warnings(self) -> list[str]:
         return []
 
+    def health_problem(self) -> str | None:
+        """Why this provider cannot serve any more (its engine died), checked every few seconds
+        by the registry; None while it is well."""
+        return None
+
+    def is_fatal(self, exc: BaseException) -> bool:
+        """Whether `exc` means the engine itself is gone (not just this request)."""
+        return False
+
     def in_flight(self) -> int:
         """Work this provider holds now (requests, open streams): a replaced model is released
         only when it reaches 0."""

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
 from monolith.config import MockLLMConfig
+from monolith.errors import InvalidRequest
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
 
 # Latin words keep their leading space; any other character (kana, kanji, punctuation) is a token.
@@ -22,9 +23,10 @@ class MockLLM(LLMProvider):
     backend = "mock"
     is_mock = True
 
-    def __init__(self, config: MockLLMConfig, *, model_id: str = "mock-llm") -> None:
+    def __init__(self, config: MockLLMConfig, *, model_id: str = "mock-llm", max_model_len: int = 8192) -> None:
         super().__init__(model_id=model_id)
         self.config = config
+        self.max_model_len = max_model_len
         self.active: set[str] = set()
         # The last request ids by outcome (capped: the mock also serves production fallback).
         self.cancelled: deque[str] = deque(maxlen=256)
@@ -38,6 +40,11 @@ class MockLLM(LLMProvider):
         user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         tokens = mock_tokens(user)
         prompt_tokens = sum(len(mock_tokens(m.content)) for m in messages)
+        if prompt_tokens + options.max_tokens > self.max_model_len:  # as the engine it stands in for
+            raise InvalidRequest(
+                f"the prompt is {prompt_tokens} tokens; with max_tokens {options.max_tokens} that is more than the "
+                f"model's context of {self.max_model_len} tokens (llm.max_model_len)",
+                code="context_length_exceeded", param="messages")
         self.active.add(request_id)
         finished = False
         try:

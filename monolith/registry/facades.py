@@ -10,7 +10,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from monolith.errors import MonolithError, ProviderFailed
+from monolith import metrics
+from monolith.errors import MonolithError, ProviderFailed, ProviderTimeout
 from monolith.providers.base import Provider
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
@@ -29,30 +30,57 @@ def _failure(slot: Slot, provider: Provider, exc: Exception) -> ProviderFailed:
 
 
 async def _mock_for(slot: Slot, provider: Provider, exc: Exception) -> Provider:
-    if provider.is_mock or not slot.can_fallback:
+    """The mock, for a request the serving provider failed before its first output; or the
+    failure itself when no mock may stand in (or the engine died: its turns hear so)."""
+    if provider.is_mock or not slot.can_fallback or provider.is_fatal(exc):
         raise _failure(slot, provider, exc) from exc
     slot.record_fallback(f"{provider.backend} raised during a request ({type(exc).__name__}: {exc})")
     return await slot.ensure_mock()
 
 
+def _timed_out(slot: Slot, provider: Provider, seconds: float, first: bool) -> ProviderTimeout:
+    what = "its first output" if first else "its next output"
+    return ProviderTimeout(f"the {slot.name} provider ({provider.backend}) gave no {what.split(' ', 1)[1]} "
+                           f"within {seconds:g} s ({slot.name}.{'first_output' if first else 'output_gap'}_timeout_s)",
+                           code="provider_timeout")
+
+
 async def stream_with_fallback(
     slot: Slot, wait_s: float, call: Callable[[Provider], AsyncIterator[T]]
 ) -> AsyncIterator[T]:
-    """Stream from the serving provider; if it fails before its first item, from the mock.
+    """Stream from the serving provider; if it fails (or stays silent past its deadline) before
+    its first item, from the mock.
 
     Once an item has gone out, a failure is the caller's error: switching voices or
-    rewriting text halfway would be worse than saying it failed."""
+    rewriting text halfway would be worse than saying it failed. Closing the stream (a timeout
+    included) aborts the provider's work."""
     provider = await slot.current(wait_s)
     stream = call(provider)
     produced = False
     try:
-        async for item in stream:
+        while True:
+            deadline = slot.output_gap_timeout_s if produced else slot.first_output_timeout_s
+            try:
+                async with asyncio.timeout(deadline):
+                    item = await anext(stream)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                metrics.PROVIDER_TIMEOUTS.labels(slot.name).inc()
+                raise _timed_out(slot, provider, deadline, not produced) from None
             produced = True
             yield item
+        slot.record_success(provider)
         return
+    except ProviderTimeout as exc:
+        slot.record_failure(provider, exc)
+        if produced or provider.is_mock or not slot.can_fallback:
+            raise
+        mock = await _mock_for(slot, provider, exc)
     except MonolithError:
         raise  # the request itself was bad: a mock would not make it good
     except Exception as exc:
+        slot.record_failure(provider, exc)
         if produced:
             raise _failure(slot, provider, exc) from exc
         mock = await _mock_for(slot, provider, exc)
@@ -65,11 +93,25 @@ async def stream_with_fallback(
 async def call_with_fallback(slot: Slot, wait_s: float, call: Callable[[Provider], Awaitable[T]]) -> T:
     provider = await slot.current(wait_s)
     try:
-        return await call(provider)
-    except (MonolithError, asyncio.CancelledError):
+        async with asyncio.timeout(slot.first_output_timeout_s):
+            result = await call(provider)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        metrics.PROVIDER_TIMEOUTS.labels(slot.name).inc()
+        timeout = _timed_out(slot, provider, slot.first_output_timeout_s, True)
+        slot.record_failure(provider, timeout)
+        if provider.is_mock or not slot.can_fallback:
+            raise timeout from None
+        mock = await _mock_for(slot, provider, timeout)
+    except MonolithError:
         raise
     except Exception as exc:
+        slot.record_failure(provider, exc)
         mock = await _mock_for(slot, provider, exc)
+    else:
+        slot.record_success(provider)
+        return result
     return await call(mock)
 
 

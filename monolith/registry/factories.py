@@ -32,7 +32,7 @@ def served_id(settings: Settings, name: str) -> str:
 def build_mock(settings: Settings, name: str) -> Provider:
     model_id = served_id(settings, name)
     if name == "llm":
-        return MockLLM(settings.llm.mock, model_id=model_id)
+        return MockLLM(settings.llm.mock, model_id=model_id, max_model_len=settings.llm.max_model_len)
     if name == "stt":
         return MockSTT(settings.stt, model_id=model_id)
     if name == "tts":

@@ -48,6 +48,10 @@ class Registry:
                 build=self._builder(name, overrides.get(name)),
                 build_mock=functools.partial(factories.build_mock, settings, name),
                 served_id=factories.served_id(settings, name),
+                first_output_timeout_s=getattr(settings, name).first_output_timeout_s,
+                output_gap_timeout_s=getattr(settings, name).output_gap_timeout_s,
+                restart_after_failures=settings.server.restart_after_failures,
+                restart_backoff_max_s=settings.server.restart_backoff_max_s,
             )
         wait = settings.server.swap_wait_s
         self.llm = LLMFacade(self.slots["llm"], wait)
@@ -106,6 +110,22 @@ class Registry:
     async def load_all(self) -> None:
         # The LLM loads in vLLM's own processes; the others on their executors: all at once.
         await asyncio.gather(*(slot.load() for slot in self.slots.values()))
+
+    async def watch(self) -> None:
+        """Every `server.health_check_interval_s`, ask each serving engine whether it is alive
+        (vLLM's engine core is a separate process that can die between requests)."""
+        while True:
+            await asyncio.sleep(self.settings.server.health_check_interval_s)
+            for slot in self.slots.values():
+                provider = slot.primary
+                if slot.state != "loaded" or provider is None or provider.is_mock:
+                    continue
+                try:
+                    problem = provider.health_problem()
+                except Exception as exc:  # a check that fails says as much as one that answers
+                    problem = f"health check failed ({type(exc).__name__}: {exc})"
+                if problem is not None:
+                    slot.restart(problem)
 
     async def close(self) -> None:
         for slot in self.slots.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -17,7 +18,7 @@ from monolith.scheduler.placement import Assignment
 
 log = logging.getLogger(__name__)
 
-SlotState = Literal["idle", "loading", "loaded", "failed", "swapping"]
+SlotState = Literal["idle", "loading", "loaded", "failed", "swapping", "restarting"]
 Builder = Callable[[], Provider]
 RETIRE_WAIT_S = 600.0  # longest a replaced model is kept for the sessions still using it
 
@@ -40,8 +41,19 @@ class Slot:
         build: Builder,
         build_mock: Builder,
         served_id: str,
+        first_output_timeout_s: float = 60.0,
+        output_gap_timeout_s: float = 30.0,
+        restart_after_failures: int = 5,
+        restart_backoff_max_s: float = 60.0,
     ) -> None:
         self.name = name
+        self.first_output_timeout_s = first_output_timeout_s
+        self.output_gap_timeout_s = output_gap_timeout_s
+        self.restart_after_failures = restart_after_failures
+        self.restart_backoff_max_s = restart_backoff_max_s
+        self.failures_in_a_row = 0
+        self.restarts = 0
+        self._restart_task: asyncio.Task[None] | None = None
         self.assignment = assignment
         self.fallback = fallback
         self.build = build
@@ -124,6 +136,10 @@ class Slot:
         self.record_fallback(reason)
 
     async def close(self) -> None:
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._restart_task
         for task in list(self._retiring):
             task.cancel()
         providers = [p for p in (self.primary, self.mock, *self._retired) if p is not None]
@@ -158,6 +174,9 @@ class Slot:
                 if self.can_fallback:
                     return await self.ensure_mock()
                 raise Unavailable(f"{self.name} is swapping models; retry shortly", code="model_swapping")
+            if self.state == "restarting":
+                raise Unavailable(f"{self.name}'s engine is restarting ({self.failure}); retry shortly",
+                                  code="engine_restarting")
             if self.state in ("loading", "idle"):
                 raise Unavailable(f"{self.name} is still loading", code="model_loading")
             raise Unavailable(f"{self.name} is not available: {self.last_error}", code="provider_failed")
@@ -199,6 +218,8 @@ class Slot:
             else:
                 self.primary = new
                 self.failure = None
+                for stale in [w for w in self.warnings if w.startswith(f"{self.name}: swap to ")]:
+                    self.warnings.remove(stale)  # a good swap ends what the failed ones warned of
                 self.loaded_at = time.time()
                 self.load_seconds = time.perf_counter() - start
                 entry["ok"] = True
@@ -255,6 +276,61 @@ class Slot:
         task = asyncio.create_task(drain(), name=f"retire-{self.name}")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+
+    # --- engine death and repeated failures ---------------------------------------------------------
+
+    def record_success(self, provider: Provider) -> None:
+        if provider is self.primary:
+            self.failures_in_a_row = 0
+
+    def record_failure(self, provider: Provider, exc: BaseException) -> None:
+        """A call failed; an engine that died, or one that keeps failing, is restarted."""
+        if provider is not self.primary or provider.is_mock:
+            return
+        self.failures_in_a_row += 1
+        if provider.is_fatal(exc):
+            self.restart(f"died ({type(exc).__name__}: {exc})")
+        elif self.failures_in_a_row >= self.restart_after_failures:
+            self.restart(f"failed {self.failures_in_a_row} calls in a row (last: {type(exc).__name__}: {exc})")
+
+    def restart(self, reason: str) -> None:
+        """Take the engine out (its mock stands in, if allowed), then start a new one, backing off
+        between attempts, until one loads. /ready answers 503 meanwhile."""
+        if self._restart_task is not None and not self._restart_task.done():
+            return
+        self._restart_task = asyncio.create_task(self._restart(reason), name=f"restart-{self.name}")
+
+    async def _restart(self, reason: str) -> None:
+        old = self.primary
+        self.state = "restarting"
+        self.failure = f"{self.assignment.backend} {reason}; restarting"
+        self.last_error = reason
+        self.restarts += 1
+        metrics.PROVIDER_RESTARTS.labels(self.name).inc()
+        log.error("%s: %s %s; restarting it", self.name, self.assignment.backend, reason, extra={"provider": self.name})
+        self.primary = await self.ensure_mock() if self.can_fallback else None
+        if self.primary is not None:
+            self.record_fallback(f"{self.assignment.backend} {reason}")
+        self._publish()
+        if old is not None and not old.is_mock:
+            try:
+                await old.close()
+            except Exception:
+                log.exception("%s: closing the failed engine failed", self.name)
+        delay = 1.0
+        while True:
+            try:
+                new = await self._start(self.build)
+                break
+            except Exception as exc:
+                self.last_error = f"restart failed: {type(exc).__name__}: {exc}"
+                log.error("%s: restart failed (%s); next try in %.0f s", self.name, self.last_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.restart_backoff_max_s)
+        self.primary, self.state, self.failure, self.failures_in_a_row = new, "loaded", None, 0
+        self.loaded_at = time.time()
+        log.info("%s: %s restarted and serving again", self.name, new.backend, extra={"provider": self.name})
+        self._publish()
 
     async def ensure_mock(self) -> Provider:
         if self.mock is None:
@@ -323,5 +399,6 @@ class Slot:
             "load_seconds": round(self.load_seconds, 3) if self.load_seconds is not None else None,
             "last_error": self.last_error,
             "failure": self.failure,
+            "restarts": self.restarts,
             "swaps": list(self.swap_history),
         }

@@ -101,8 +101,23 @@ class SessionError:
     response_id: str | None = None
 
 
+@dataclass(frozen=True)
+class SessionClosing:
+    """The server is going away: a running response may finish, for at most `within_s`."""
+
+    reason: str
+    within_s: float
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The session is over; the transport closes its connection (WebSocket code 1001)."""
+
+    reason: str
+
+
 ServerEvent = (
     SessionCreated | SessionUpdated | SpeechStarted | SpeechStopped | TranscriptPartial | TranscriptFinal
     | ResponseStarted | ResponseTextDelta | ResponseAudioStarted | ResponseAudio | ResponseDone | ResponseCancelled
-    | TurnMetrics | SessionError
+    | TurnMetrics | SessionError | SessionClosing | SessionEnded
 )

@@ -33,7 +33,9 @@ from monolith.voice.events import (
     ResponseStarted,
     ResponseTextDelta,
     ServerEvent,
+    SessionClosing,
     SessionCreated,
+    SessionEnded,
     SessionError,
     SessionUpdated,
     SpeechStarted,
@@ -166,6 +168,17 @@ class VoiceSession:
             metrics.BARGE_IN_LATENCY.observe(now() - started)
         log.info("response cancelled", extra={"session_id": self.id, "response_id": resp.id, "reason": reason})
         return True
+
+    async def drain(self, within_s: float) -> None:
+        """The server is shutting down: say so, let the running response finish (at most
+        `within_s`), then end the session."""
+        await self.sink.emit(SessionClosing("server_shutdown", round(within_s, 1)))
+        running = self.response.task if self.response is not None else None
+        if running is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(running), within_s)
+        await self.close()
+        await self.sink.emit(SessionEnded("server_shutdown"))
 
     async def close(self) -> None:
         if self.closed:

@@ -24,8 +24,11 @@ class AudioClock:
         self._marks.append((self.position_ms, now()))
 
     def received_at(self, audio_ms: float) -> float:
+        """When the frame holding `audio_ms` arrived. A position on a frame boundary belongs to the
+        frame that starts there (speech after a pause starts in the first new frame, not in the
+        last one before the pause)."""
         for end_ms, at in self._marks:
-            if end_ms >= audio_ms:
+            if end_ms > audio_ms:
                 return at
         return now()
 

@@ -31,6 +31,7 @@ async def test_each_mock_provider_swaps_and_health_shows_the_new_model(
     new = tmp_path / f"{provider}-v2"
     new.mkdir()
     async with running(app_factory(make_settings(TOKEN))) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         before = (await client.get("/health")).json()["providers"][provider]
         resp = await swap(client, provider, new)
         assert resp.status_code == 200, resp.text
@@ -47,9 +48,11 @@ async def test_each_mock_provider_swaps_and_health_shows_the_new_model(
 
 async def test_swap_is_disabled_without_a_token_and_needs_the_right_one(app_factory: AppFactory, tmp_path: Path) -> None:
     async with running(app_factory(make_settings())) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         resp = await swap(client, "llm", tmp_path)
         assert resp.status_code == 403 and resp.json()["error"]["code"] == "admin_disabled"
     async with running(app_factory(make_settings(TOKEN))) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         resp = await client.post("/admin/models/llm", json={"path": str(tmp_path)}, headers={"Authorization": "Bearer no"})
         assert resp.status_code == 401
         assert (await swap(client, "vocoder", tmp_path)).status_code == 404
@@ -58,6 +61,7 @@ async def test_swap_is_disabled_without_a_token_and_needs_the_right_one(app_fact
 
 async def test_a_broken_path_leaves_the_old_model_serving(app_factory: AppFactory, tmp_path: Path) -> None:
     async with running(app_factory(make_settings(TOKEN))) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         old = (await client.get("/health")).json()["providers"]["llm"]["model_path"]
         resp = await swap(client, "llm", tmp_path / "nope")
         assert resp.status_code == 422
@@ -88,6 +92,7 @@ async def test_during_a_swap_ready_is_degraded_and_the_old_model_serves(app_fact
     gate = asyncio.Event()
     app = app_factory(real_llm_settings(TOKEN), builders={"llm": lambda s, n: FakeRealLLM()})
     async with running(app) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         registry: Registry = app.state.registry
         new = GatedLLM(gate, path=str(tmp_path))
         registry._build_at = lambda name, path: new  # type: ignore[method-assign]
@@ -110,6 +115,7 @@ async def test_unload_first_failure_reloads_the_old_model(app_factory: AppFactor
     built: list[Provider] = []
     app = app_factory(real_llm_settings(TOKEN), builders={"llm": lambda s, n: FakeRealLLM()})
     async with running(app) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         registry: Registry = app.state.registry
         old = registry.slots["llm"].primary
         assert isinstance(old, FakeRealLLM)
@@ -144,6 +150,7 @@ async def test_sessions_in_progress_keep_their_stream_through_an_stt_swap(app_fa
 
     app = app_factory(make_settings(TOKEN))
     async with running(app) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         registry: Registry = app.state.registry
         old = registry.slots["stt"].primary
         stream = await registry.stt.open_stream(sample_rate=16000, request_id="live")
@@ -167,6 +174,7 @@ async def test_real_embedding_and_stt_swap_and_refuse_broken_folders(tiny_root: 
     settings = load_tiny(tiny_root, {**TOKEN, "MONOLITH_RAG__ENABLED": "false"})
     app = build_app(settings)
     async with running(app) as client:
+        client.headers.update(AUTH)  # the admin token also reads /health in full
         copy = tmp_path / "minilm-copy"
         shutil.copytree(tiny_root / "embedding" / "all-minilm-l6-v2", copy)
         before = (await client.post("/v1/embeddings", json={"input": "battery life"})).json()["data"][0]["embedding"]

@@ -41,6 +41,7 @@ async def served(tiny_root: Path, tmp_path: Path) -> AsyncIterator[tuple[Setting
     settings = settings_for(tiny_root, tmp_path, MONOLITH_SERVER__ADMIN_TOKEN='"s3cret"')
     app = app_for(settings)
     async with running(app) as client:
+        client.headers["Authorization"] = "Bearer s3cret"  # the operator: /ready in full, reloads allowed
         yield settings, app, client
 
 
@@ -62,7 +63,7 @@ async def test_ingest_reload_then_search(served: tuple[Settings, Starlette, http
     shutil.copytree(CORPUS, docs)
     await ingest_corpus(settings, app, docs)
 
-    assert (await client.post("/v1/rag/reload")).status_code == 401
+    assert (await client.post("/v1/rag/reload", headers={"Authorization": ""})).status_code == 401
     wrong = await client.post("/v1/rag/reload", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
     reloaded = await client.post("/v1/rag/reload", headers={"Authorization": "Bearer s3cret"})

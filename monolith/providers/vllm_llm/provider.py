@@ -103,6 +103,15 @@ class VLLMProvider(LLMProvider):
     def running_requests(self) -> int:
         return int(self.engine.get_num_unfinished_requests()) if self.engine is not None else 0
 
+    def health_problem(self) -> str | None:
+        # vLLM marks the engine errored when its engine-core process dies (its client watches it).
+        if self.engine is not None and self.engine.errored:
+            return "died: vLLM's engine core process is gone (EngineDeadError)"
+        return None
+
+    def is_fatal(self, exc: BaseException) -> bool:
+        return type(exc).__name__ == "EngineDeadError" or (self.engine is not None and bool(self.engine.errored))
+
     def _sampling(self, options: SamplingOptions, prompt_len: int) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -155,5 +164,5 @@ class VLLMProvider(LLMProvider):
             if not finished:
                 # The consumer went away (barge-in, disconnect, cancel): free the engine's slot now.
                 self.aborted.append(engine_id)
-                if self.engine is not None:
+                if self.engine is not None and not self.engine.errored:  # a dead engine has nothing to abort
                     await asyncio.shield(self.engine.abort(engine_id))
