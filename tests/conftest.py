@@ -67,11 +67,11 @@ def settings() -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running(app: Starlette, *, wait_loaded: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: Starlette, *, wait_loaded: bool = True, load_timeout: float = 60) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and give an httpx client talking to it in-process."""
     async with app.router.lifespan_context(app):
         if wait_loaded:
-            await asyncio.wait_for(app.state.loader, 60)
+            await asyncio.wait_for(app.state.loader, load_timeout)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://monolith") as client:
             yield client

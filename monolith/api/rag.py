@@ -29,8 +29,8 @@ def rag_service(request: Request) -> RagService:
 
 
 async def search(request: Request) -> Response:
+    body = await read_json(request, SearchRequest)  # a bad request is a 400 whatever the index's state
     rag = rag_service(request)
-    body = await read_json(request, SearchRequest)
     passages = await rag.search(body.query, top_k=body.top_k, min_score=body.min_score)
     return JSONResponse({
         "object": "list",

@@ -175,11 +175,11 @@ class Slot:
                     return await self.ensure_mock()
                 raise Unavailable(f"{self.name} is swapping models; retry shortly", code="model_swapping")
             if self.state == "restarting":
-                raise Unavailable(f"{self.name}'s engine is restarting ({self.failure}); retry shortly",
-                                  code="engine_restarting")
+                raise Unavailable(f"{self.name}'s engine is restarting; retry shortly", code="engine_restarting")
             if self.state in ("loading", "idle"):
                 raise Unavailable(f"{self.name} is still loading", code="model_loading")
-            raise Unavailable(f"{self.name} is not available: {self.last_error}", code="provider_failed")
+            # the reason is the operator's (in /health and the log), not every client's
+            raise Unavailable(f"{self.name} is not available: its engine failed to load", code="provider_failed")
         return self.primary
 
     # --- swap ----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import uvicorn
 import websockets
 from starlette.applications import Starlette
 
+from monolith.serving import make_server
+
 from ..conftest import AppFactory, make_settings
 
 
@@ -88,9 +90,9 @@ async def live(app_factory: AppFactory, request: pytest.FixtureRequest) -> Async
 
 @contextlib.asynccontextmanager
 async def serve_live(app: Starlette) -> AsyncIterator[LiveServer]:
-    """uvicorn on a free loopback port, models loaded, stopped on exit."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws_max_size=1 << 24)
-    server = uvicorn.Server(config)
+    """The server as `python -m monolith` runs it (monolith.serving: its protocol, limits and
+    drain) on a free loopback port, models loaded, stopped on exit."""
+    server = make_server(app, app.state.settings, "127.0.0.1", 0)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
