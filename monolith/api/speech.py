@@ -38,10 +38,7 @@ class SpeechRequest(BaseModel):
 
 def chunks_of(text: str, settings: Settings) -> list[str]:
     voice = settings.voice
-    chunker = SentenceChunker(voice.chunk_min_chars, voice.chunk_max_chars, voice.first_chunk_max_chars)
-    pieces = chunker.push(text)
-    rest = chunker.flush()
-    return pieces + ([rest] if rest else [])
+    return SentenceChunker(voice.chunk_min_chars, voice.chunk_max_chars, voice.first_chunk_max_chars).split(text)
 
 
 async def create_speech(request: Request) -> Response:

@@ -16,7 +16,7 @@ from monolith.providers.mock_tts import MockTTS
 REAL_BACKENDS: dict[str, dict[str, str]] = {
     "llm": {"vllm": "monolith.providers.vllm_llm:VLLMProvider"},
     "stt": {"sherpa-onnx": "monolith.providers.sherpa_stt:SherpaSTT"},
-    "tts": {"fish-speech": "monolith.providers.fish_tts:FishTTS"},
+    "tts": {"fish-speech": "monolith.providers.fish_tts:FishTTS", "sherpa-onnx": "monolith.providers.sherpa_tts:SherpaTTS"},
     "embedding": {"sentence-transformers": "monolith.providers.st_embedding:STEmbedding"},
 }
 

@@ -213,7 +213,7 @@ async def test_missing_model_files_fail_with_the_reason(tmp_path: Path, sherpa_m
     with pytest.raises(ModelFilesError, match="tokens.txt"):
         await stt(empty).load()
     (empty / "tokens.txt").write_text("<blk> 0\n", encoding="utf-8")
-    with pytest.raises(ModelFilesError, match="no encoder"):
+    with pytest.raises(ModelFilesError, match="no model files found"):
         await stt(empty).load()
     with pytest.raises(ModelFilesError, match="nope.onnx does not exist"):
         await stt(sherpa_models["streaming"], encoder="nope.onnx").load()

@@ -42,6 +42,10 @@ class LiveServer:
     def registry(self) -> Any:
         return self.app.state.registry
 
+    @property
+    def http_url(self) -> str:
+        return self.url.replace("ws://", "http://").removesuffix("/v1/voice")
+
 
 @dataclass
 class VoiceClient:

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monolith.config import STTConfig
+from monolith.providers.onnx_files import ModelFilesError, check_onnx, onnx_metadata
 
 Mode = Literal["streaming", "offline"]
-ModelType = Literal["transducer", "zipformer2_ctc", "paraformer", "nemo_ctc"]
-
-
-class ModelFilesError(Exception):
-    pass
+ModelType = Literal["transducer", "nemo_transducer", "zipformer2_ctc", "paraformer", "nemo_ctc", "whisper",
+                    "sense_voice", "moonshine"]
+OFFLINE_ONLY = ("whisper", "sense_voice", "moonshine", "nemo_transducer")
 
 
 @dataclass(frozen=True)
@@ -29,86 +28,94 @@ class ModelFiles:
     encoder: Path | None = None
     decoder: Path | None = None
     joiner: Path | None = None
-    ctc_model: Path | None = None
+    model: Path | None = None  # single-file models: CTC, SenseVoice, offline paraformer
 
 
-def _pick(folder: Path, configured: str, stem: str) -> Path | None:
-    """The configured file, else `<stem>*.onnx` (the fp32 one when an int8 sits beside it)."""
+def _pick(folder: Path, configured: str, *patterns: str) -> Path | None:
+    """The configured file, else the first file matching a pattern (the fp32 one when an int8
+    sits beside it)."""
     if configured:
         path = folder / configured
         if not path.is_file():
             raise ModelFilesError(f"{path} does not exist")
         return path
-    found = sorted(folder.glob(f"{stem}*.onnx"))
-    if not found:
-        return None
-    full = [p for p in found if ".int8." not in p.name]
-    return (full or found)[0]
+    for pattern in patterns:
+        found = sorted(folder.glob(pattern))
+        if found:
+            full = [p for p in found if ".int8." not in p.name]
+            return (full or found)[0]
+    return None
 
 
-def _check_onnx(path: Path) -> None:
-    """sherpa-onnx crashes the whole process (a segfault) on a file that is not ONNX: parse it
-    first, where a bad file is only an exception."""
-    if importlib.util.find_spec("onnx") is None:
-        return
-    import onnx
-
-    try:
-        onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ModelFilesError(f"{path} is not a valid ONNX model ({type(exc).__name__}: {exc})") from exc
-
-
-def _encoder_metadata(path: Path) -> dict[str, str]:
-    if importlib.util.find_spec("onnx") is None:
-        return {}
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
+def _family_of_single_file(meta: dict[str, str]) -> ModelType:
+    kind = meta.get("model_type", "")
+    if kind == "sense_voice_ctc":
+        return "sense_voice"
+    if kind.startswith("EncDec"):
+        return "nemo_ctc"
+    if kind == "paraformer":
+        return "paraformer"
+    return "zipformer2_ctc"
 
 
 def discover(folder: Path, config: STTConfig) -> ModelFiles:
+    """Which sherpa-onnx model family the folder holds (from its files, then the ONNX metadata
+    sherpa-onnx itself reads), streaming or offline, and its files. `stt.model_type` and the file
+    keys override what is found; a missing or mismatched file is an error naming it."""
     if not folder.is_dir():
         raise ModelFilesError(f"STT model folder {folder} does not exist")
-    tokens = folder / (config.tokens or "tokens.txt")
-    if not tokens.is_file():
-        raise ModelFilesError(f"{tokens} does not exist (every sherpa-onnx model has a tokens.txt)")
-    encoder = _pick(folder, config.encoder, "encoder")
-    decoder = _pick(folder, config.decoder, "decoder")
-    joiner = _pick(folder, config.joiner, "joiner")
-    # CTC models: `model*.onnx`, or `ctc*.onnx` as sherpa-onnx's streaming zipformer2 CTC releases name it
-    ctc = _pick(folder, config.ctc_model, "model") or _pick(folder, "", "ctc")
+    tokens = _pick(folder, config.tokens, "tokens.txt", "*-tokens.txt", "*tokens*.txt")
+    if tokens is None:
+        raise ModelFilesError(f"{folder}: no tokens.txt (every sherpa-onnx model has one)")
+    encoder = _pick(folder, config.encoder, "encoder*.onnx", "encoder*.ort", "*-encoder*.onnx", "*encoder*.onnx")
+    decoder = _pick(folder, config.decoder, "decoder*.onnx", "decoder*.ort", "*-decoder*.onnx", "*decoder*.onnx")
+    joiner = _pick(folder, config.joiner, "joiner*.onnx", "*-joiner*.onnx")
+    single = _pick(folder, config.ctc_model, "model*.onnx", "ctc*.onnx")
     model_type: ModelType
     if config.model_type != "auto":
         model_type = config.model_type
+    elif encoder is not None and encoder.suffix == ".ort" or (encoder and encoder.name.startswith("encoder_model")):
+        model_type = "moonshine"
     elif encoder and decoder and joiner:
-        model_type = "transducer"
+        model_type = "nemo_transducer" if onnx_metadata(encoder).get("model_type", "").startswith("EncDec") \
+            else "transducer"
     elif encoder and decoder:
-        model_type = "paraformer"
-    elif ctc:
-        model_type = "zipformer2_ctc"
+        model_type = "whisper" if onnx_metadata(encoder).get("model_type", "").startswith("whisper") else "paraformer"
+    elif single:
+        model_type = _family_of_single_file(onnx_metadata(single))
     else:
         raise ModelFilesError(
-            f"{folder}: no encoder/decoder/joiner*.onnx (transducer), encoder/decoder (paraformer) "
-            "or model*.onnx / ctc*.onnx (CTC) found; set stt.encoder/decoder/joiner or stt.ctc_model"
+            f"{folder}: no model files found: encoder/decoder/joiner*.onnx (transducer), *-encoder/*-decoder.onnx "
+            "(Whisper), encoder_model/decoder_model_merged.ort (Moonshine), encoder/decoder (streaming paraformer), "
+            "or model*.onnx (CTC, SenseVoice, paraformer); set stt.encoder/decoder/joiner/ctc_model or stt.model_type"
         )
+    needed: dict[str, tuple[tuple[str, Path | None], ...]] = {
+        "transducer": (("encoder", encoder), ("decoder", decoder), ("joiner", joiner)),
+        "nemo_transducer": (("encoder", encoder), ("decoder", decoder), ("joiner", joiner)),
+        "whisper": (("encoder", encoder), ("decoder", decoder)),
+        "moonshine": (("encoder", encoder), ("decoder", decoder)),
+    }
+    single_file = (("model", single),)
+    wanted = needed.get(model_type) or (
+        (("encoder", encoder), ("decoder", decoder)) if model_type == "paraformer" and encoder and decoder else single_file)
+    for role, path in wanted:
+        if path is None:
+            raise ModelFilesError(f"{folder}: a {model_type} model needs its {role} file; none was found "
+                                  f"(set stt.{'ctc_model' if role == 'model' else role})")
+        check_onnx(path)
     mode: Mode
-    if config.mode != "auto":
+    if model_type in OFFLINE_ONLY:
+        mode = "offline"
+        if config.mode == "streaming":
+            raise ModelFilesError(f"{folder}: {model_type} models decode whole utterances; stt.mode cannot be streaming")
+    elif config.mode != "auto":
         mode = config.mode
     else:
         # Streaming zipformer encoders (and CTC models) carry their chunk size; offline ones do not.
-        first = encoder or ctc
-        meta = _encoder_metadata(first) if first else {}
-        streaming_hint = "decode_chunk_len" in meta or "streaming" in folder.name.lower()
-        mode = "streaming" if streaming_hint else "offline"
-    needed = {"transducer": (encoder, decoder, joiner), "paraformer": (encoder, decoder)}.get(model_type, (ctc,))
-    if any(p is None for p in needed):
-        raise ModelFilesError(f"{folder}: a {model_type} model needs files that are missing")
-    for path in needed:
-        assert path is not None
-        _check_onnx(path)
-    return ModelFiles(folder, mode, model_type, tokens, encoder, decoder, joiner, ctc)
+        meta = onnx_metadata(encoder or single)
+        mode = "streaming" if "decode_chunk_len" in meta or "streaming" in folder.name.lower() else "offline"
+    return ModelFiles(folder, mode, model_type, tokens, encoder, decoder, joiner,
+                      single if wanted is single_file else None)
 
 
 def _s(path: Path | None) -> str:
@@ -151,8 +158,10 @@ def build_online(files: ModelFiles, config: STTConfig, provider: str, device: in
     if files.model_type == "paraformer":
         return cls.from_paraformer(encoder=_s(files.encoder), decoder=_s(files.decoder), **common)
     if files.model_type == "nemo_ctc":
-        return cls.from_nemo_ctc(model=_s(files.ctc_model), **common)
-    return cls.from_zipformer2_ctc(model=_s(files.ctc_model), **common)
+        return cls.from_nemo_ctc(model=_s(files.model), **common)
+    if files.model_type == "zipformer2_ctc":
+        return cls.from_zipformer2_ctc(model=_s(files.model), **common)
+    raise ModelFilesError(f"{files.folder}: a {files.model_type} model cannot stream; use stt.mode = \"offline\"")
 
 
 def build_offline(files: ModelFiles, config: STTConfig, provider: str) -> Any:
@@ -161,16 +170,27 @@ def build_offline(files: ModelFiles, config: STTConfig, provider: str) -> Any:
     import sherpa_onnx
 
     common = _common(files, config, provider)
+    short = {k: common[k] for k in ("tokens", "num_threads", "decoding_method", "provider")}
     cls = sherpa_onnx.OfflineRecognizer
-    if files.model_type == "transducer":
+    kind = files.model_type
+    if kind in ("transducer", "nemo_transducer"):
         return cls.from_transducer(
-            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common, **_hotwords(config)
+            encoder=_s(files.encoder), decoder=_s(files.decoder), joiner=_s(files.joiner), **common,
+            model_type=kind, **_hotwords(config),
         )
-    if files.model_type == "paraformer":
-        return cls.from_paraformer(paraformer=_s(files.encoder), **common)
-    if files.model_type == "nemo_ctc":
-        return cls.from_nemo_ctc(model=_s(files.ctc_model), **common)
-    return cls.from_zipformer_ctc(model=_s(files.ctc_model), **common)
+    if kind == "paraformer":
+        return cls.from_paraformer(paraformer=_s(files.model or files.encoder), **common)
+    if kind == "nemo_ctc":
+        return cls.from_nemo_ctc(model=_s(files.model), **common)
+    if kind == "whisper":
+        language = "" if config.language == "auto" else config.language
+        return cls.from_whisper(encoder=_s(files.encoder), decoder=_s(files.decoder), language=language, **short)
+    if kind == "sense_voice":
+        language = "auto" if config.language == "auto" else config.language
+        return cls.from_sense_voice(model=_s(files.model), language=language, use_itn=True, **common)
+    if kind == "moonshine":
+        return cls.from_moonshine_v2(encoder=_s(files.encoder), decoder=_s(files.decoder), **short)
+    return cls.from_zipformer_ctc(model=_s(files.model), **common)
 
 
 @dataclass(frozen=True)
