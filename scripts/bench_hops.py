@@ -123,7 +123,7 @@ class RemoteTTS(TTSProvider):
         return ["default"]
 
     async def synthesize(
-        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True, speed: float = 1.0,
     ) -> AsyncIterator[np.ndarray]:
         rest = b""
         async with self.client.stream("POST", f"{self.base}/tts", json={"text": text, "request_id": request_id}) as resp:

@@ -74,11 +74,14 @@ class Session:
         self.talk = asyncio.Event()
 
     async def _reader(self, ws: Any) -> None:
-        async for message in ws:
-            if isinstance(message, str):
-                ev = json.loads(message)
-                ev["_t"] = time.perf_counter()
-                await self.queue.put(ev)
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    ev = json.loads(message)
+                    ev["_t"] = time.perf_counter()
+                    await self.queue.put(ev)
+        except websockets.ConnectionClosed:
+            await self.queue.put({"type": "error", "error": {"code": "connection_closed"}, "_t": time.perf_counter()})
 
     async def _mic(self, ws: Any) -> None:
         silence = bytes(self.frame)

@@ -149,7 +149,7 @@ class ToneTTS(TTSProvider):
         return ["default", "alto"]
 
     async def synthesize(
-        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True, speed: float = 1.0,
     ) -> AsyncIterator[np.ndarray]:
         self.active += 1
         try:

@@ -30,7 +30,7 @@ class MockTTS(TTSProvider):
         return ["default"]
 
     async def synthesize(
-        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True, speed: float = 1.0,
     ) -> AsyncIterator[np.ndarray]:
         duration = max(len(text.strip()), 1) * SECONDS_PER_CHAR
         rate = self.native_sample_rate

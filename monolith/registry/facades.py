@@ -150,18 +150,19 @@ class TTSFacade(TTSProvider):
         return serving.voices() if isinstance(serving, TTSProvider) else ["default"]
 
     def synthesize(
-        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True, speed: float = 1.0,
     ) -> AsyncIterator[np.ndarray]:
         raise NotImplementedError("use stream_pcm16: the native rate depends on who serves")
 
     async def stream_pcm16(
-        self, text: str, *, voice: str, request_id: str, sample_rate: int, first_in_response: bool = True
+        self, text: str, *, voice: str, request_id: str, sample_rate: int, first_in_response: bool = True,
+        speed: float = 1.0,
     ) -> AsyncIterator[bytes]:
         def call(p: Provider) -> AsyncIterator[bytes]:
             assert isinstance(p, TTSProvider)
             return p.stream_pcm16(
                 text, voice=voice, request_id=request_id, sample_rate=sample_rate,
-                first_in_response=first_in_response,
+                first_in_response=first_in_response, speed=speed,
             )
 
         # The chunk renders while it holds the device and its audio is buffered, so a slow

@@ -17,6 +17,13 @@ class SessionOptions(BaseModel):
     system_prompt: str
     language: str
     use_rag: bool
+    # Turn-taking (the Realtime API's turn_detection, create_response, interrupt_response): with
+    # turn_detection off the client commits its audio turns itself.
+    turn_detection: bool = True
+    create_response: bool = True
+    interrupt_response: bool = True
+    output_audio: bool = True  # false: text only, no TTS
+    speed: float = 1.0
 
 
 class OptionsUpdate(BaseModel):
@@ -31,6 +38,11 @@ class OptionsUpdate(BaseModel):
     system_prompt: str | None = None
     language: str | None = None
     use_rag: bool | None = None
+    turn_detection: bool | None = None
+    create_response: bool | None = None
+    interrupt_response: bool | None = None
+    output_audio: bool | None = None
+    speed: float | None = Field(None, ge=0.25, le=4.0)
 
     def changes(self) -> dict[str, object]:
         return self.model_dump(exclude_unset=True, exclude_none=True)

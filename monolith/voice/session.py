@@ -1,7 +1,9 @@
 """One voice session: audio in -> STT -> LLM -> sentence chunks -> TTS audio out, with barge-in.
 
-The transport feeds it (`on_audio`, `on_text`, `update`, `cancel_response`) and receives
-events and audio through an `OutputSink`; it never sees a WebSocket.
+The transport feeds it (`on_audio`, `on_text`, `add_user_text`, `create_response`, `commit_audio`,
+`clear_audio`, `update`, `cancel_response`, `truncate`) and receives typed events through an
+`OutputSink`; it never sees a WebSocket or a wire format. Turns are taken by the server (the STT's
+voice activity ends a turn and starts the answer) or, with `turn_detection` off, by the client.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -21,17 +22,14 @@ from monolith.logs import request_id_var
 from monolith.providers.llm import ChatMessage, LLMProvider, SamplingOptions
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
-from monolith.rag.passages import Passage, Retriever, context_message
+from monolith.rag.passages import Retriever, context_message
 from monolith.text import join_texts
-from monolith.voice.chunking import SentenceChunker
+from monolith.voice.conversation import Conversation
 from monolith.voice.events import (
     CancelReason,
-    ResponseAudio,
-    ResponseAudioStarted,
     ResponseCancelled,
     ResponseDone,
     ResponseStarted,
-    ResponseTextDelta,
     ServerEvent,
     SessionClosing,
     SessionCreated,
@@ -42,29 +40,19 @@ from monolith.voice.events import (
     SpeechStopped,
     TranscriptFinal,
     TranscriptPartial,
-    TurnMetrics,
 )
 from monolith.voice.options import OptionsUpdate, SessionOptions
+from monolith.voice.response import Response, Speaker
 from monolith.voice.timing import AudioClock, TurnTiming, now
 
 log = logging.getLogger(__name__)
+COMMIT_WAIT_S = 3.0  # a client's commit waits this long for the recognizer's last words
 
 
 class OutputSink(Protocol):
     """Where a session's events go: its transport, or a test's list."""
 
     async def emit(self, event: ServerEvent) -> None: ...
-
-
-@dataclass
-class Response:
-    id: str
-    user_text: str
-    timing: TurnTiming
-    text: str = ""
-    spoken: list[str] = field(default_factory=list)
-    sources: list[Passage] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
 
 
 class VoiceSession:
@@ -81,27 +69,35 @@ class VoiceSession:
         sampling: SamplingOptions,
         default_voice: str = "default",
         retriever: Retriever | None = None,
+        input_sample_rate: int | None = None,
     ) -> None:
         self.id = session_id
         self.config = config
-        self.llm, self.stt, self.tts = llm, stt, tts
+        self.stt, self.tts = stt, tts
         self.sink = sink
         self.output_sample_rate = output_sample_rate
-        self.sampling = sampling
         self.retriever = retriever
+        self.speaker = Speaker(llm, tts, config, sampling, output_sample_rate, sink.emit)
         self.options = SessionOptions(
-            input_sample_rate=config.input_sample_rate, voice=default_voice,
+            input_sample_rate=input_sample_rate or config.input_sample_rate, voice=default_voice,
             system_prompt=config.system_prompt, language=config.language, use_rag=config.use_rag,
         )
-        self.history: list[ChatMessage] = []
+        self.conversation = Conversation(config.history_turns)
         self.clock = AudioClock()
         self.stream: STTStream | None = None
         self.stt_task: asyncio.Task[None] | None = None
         self.barge_task: asyncio.Task[None] | None = None
         self.response: Response | None = None
         self.pending = TurnTiming()
+        self.unanswered: list[str] = []  # user words not answered yet (turns taken by the client)
+        self.uncommitted: list[str] = []  # heard, but the client has not committed them
+        self._heard_final = asyncio.Event()
         self.turns = 0
         self.closed = False
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return self.conversation.messages
 
     # --- transport-facing API --------------------------------------------------------------
 
@@ -122,15 +118,54 @@ class VoiceSession:
         assert self.stream is not None
         await self.stream.feed(samples)
 
-    async def on_text(self, text: str) -> None:
+    def _checked(self, text: str) -> str:
         text = text.strip()
         if not text:
-            raise InvalidRequest("input_text.text is empty", code="empty_text")
+            raise InvalidRequest("the text is empty", code="empty_text")
         if len(text) > self.config.max_text_chars:
-            raise InvalidRequest(f"input_text.text is longer than {self.config.max_text_chars} characters", code="text_too_long")
+            raise InvalidRequest(f"the text is longer than {self.config.max_text_chars} characters", code="text_too_long")
+        return text
+
+    async def on_text(self, text: str) -> None:
+        """A typed turn: answered at once (interrupting a running answer)."""
+        text = self._checked(text)
         await self.cancel_response("interrupted")
         start = now()
         await self._start_response(text, TurnTiming(speech_end=start, final=start))
+
+    def add_user_text(self, text: str) -> None:
+        """A user message that waits for `create_response` (the Realtime API's item.create)."""
+        self.unanswered.append(self._checked(text))
+
+    async def create_response(self) -> str:
+        """Answer what the user said since the last answer (or the conversation as it stands)."""
+        await self.cancel_response("interrupted")
+        user_text = join_texts(self.unanswered)
+        self.unanswered.clear()
+        start = now()
+        return await self._start_response(user_text, TurnTiming(speech_end=start, final=start))
+
+    async def commit_audio(self) -> str:
+        """The client ends its turn (turn detection off): whatever the recognizer heard since the
+        last commit becomes the user's words; the final transcript event carries them."""
+        assert self.stream is not None
+        self._heard_final.clear()
+        await self.stream.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._heard_final.wait(), COMMIT_WAIT_S)
+        text = join_texts(self.uncommitted)
+        self.uncommitted.clear()
+        timing, self.pending = self.pending, TurnTiming()
+        timing.final = now()
+        await self.sink.emit(TranscriptFinal(text, round(self.clock.position_ms, 1)))
+        if text:
+            self.unanswered.append(text)
+        return text
+
+    async def clear_audio(self) -> None:
+        """Forget the audio not yet committed (a fresh recognizer stream)."""
+        self.uncommitted.clear()
+        await self._open_stream()
 
     async def update(self, update: OptionsUpdate) -> None:
         """Apply session.update; every field is checked before anything changes."""
@@ -161,13 +196,23 @@ class VoiceSession:
         with contextlib.suppress(asyncio.CancelledError):
             await resp.task
         spoken = join_texts(resp.spoken)
-        self._remember(resp.user_text, spoken)
+        self._remember(resp, spoken)
         await self.sink.emit(ResponseCancelled(resp.id, reason, spoken))
         metrics.TURNS.labels("cancelled").inc()
         if reason == "barge_in":
             metrics.BARGE_IN_LATENCY.observe(now() - started)
         log.info("response cancelled", extra={"session_id": self.id, "response_id": resp.id, "reason": reason})
         return True
+
+    async def truncate(self, response_id: str, audio_end_ms: float) -> str:
+        """The listener heard `audio_end_ms` of this answer's audio: the history keeps exactly that."""
+        if self.response is not None and self.response.id == response_id:
+            await self.cancel_response("truncated")
+        heard = self.conversation.truncate(response_id, audio_end_ms, self.output_sample_rate)
+        if heard is None:
+            raise InvalidRequest(f"no answer {response_id!r} to truncate (only recent answers can be)",
+                                 code="unknown_item", param="item_id")
+        return heard
 
     async def drain(self, within_s: float) -> None:
         """The server is shutting down: say so, let the running response finish (at most
@@ -223,7 +268,8 @@ class VoiceSession:
         if ev.kind == "speech_started":
             self.pending = TurnTiming(speech_start=self.clock.received_at(ev.audio_ms))
             await self.sink.emit(SpeechStarted(round(ev.audio_ms, 1)))
-            self._arm_barge_in(ev.audio_ms)
+            if self.options.interrupt_response:
+                self._arm_barge_in(ev.audio_ms)
         elif ev.kind == "speech_stopped":
             self.pending.speech_end = self.clock.received_at(ev.audio_ms)
             if self.barge_task is not None and not self.barge_task.done():
@@ -234,14 +280,28 @@ class VoiceSession:
                 self.pending.first_partial = now()
             await self.sink.emit(TranscriptPartial(ev.text))
         elif ev.kind == "final":
-            timing, self.pending = self.pending, TurnTiming()
-            timing.final = now()
-            if timing.speech_end is None:
-                timing.speech_end = self.clock.received_at(ev.audio_ms)
-            await self.sink.emit(TranscriptFinal(ev.text, round(ev.audio_ms, 1)))
-            if ev.text.strip():
-                await self.cancel_response("interrupted")
-                await self._start_response(ev.text.strip(), timing)
+            await self._on_final(ev)
+
+    async def _on_final(self, ev: STTEvent) -> None:
+        text = ev.text.strip()
+        if not self.options.turn_detection:  # the client commits: keep the words until it does
+            if text:
+                self.uncommitted.append(text)
+            self._heard_final.set()
+            return
+        timing, self.pending = self.pending, TurnTiming()
+        timing.final = now()
+        if timing.speech_end is None:
+            timing.speech_end = self.clock.received_at(ev.audio_ms)
+        await self.sink.emit(TranscriptFinal(ev.text, round(ev.audio_ms, 1)))
+        if not text:
+            return
+        if not self.options.create_response:  # the client asks for the answer
+            self.unanswered.append(text)
+            return
+        await self.cancel_response("interrupted")
+        await self._start_response(join_texts([*self.unanswered, text]), timing)
+        self.unanswered.clear()
 
     def _arm_barge_in(self, onset_ms: float) -> None:
         if self.response is None:
@@ -258,15 +318,17 @@ class VoiceSession:
 
     # --- response side -----------------------------------------------------------------------
 
-    async def _start_response(self, user_text: str, timing: TurnTiming) -> None:
+    async def _start_response(self, user_text: str, timing: TurnTiming) -> str:
         self.turns += 1
         resp = Response(id=f"{self.id}-{self.turns}", user_text=user_text, timing=timing)
+        resp.layout = self.conversation.layout(resp.id)
         self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp), name=f"response-{resp.id}")
+        return resp.id
 
     async def _chat(self, resp: Response) -> list[ChatMessage]:
         messages = [ChatMessage("system", self.options.system_prompt)]
-        if self.options.use_rag and self.retriever is not None:
+        if self.options.use_rag and self.retriever is not None and resp.user_text:
             try:
                 resp.sources = await self.retriever.search(resp.user_text)
             except MonolithError as exc:
@@ -274,13 +336,16 @@ class VoiceSession:
             if resp.sources:
                 messages.append(ChatMessage("system", context_message(resp.sources)))
         messages.extend(self.history)
-        messages.append(ChatMessage("user", resp.user_text))
+        if resp.user_text:
+            messages.append(ChatMessage("user", resp.user_text))
         return messages
 
     async def _run_response(self, resp: Response) -> None:
         request_id_var.set(resp.id)  # this task's own context: its logs and provider calls carry it
         try:
-            await self._answer(resp)
+            messages = await self._chat(resp)
+            await self.sink.emit(ResponseStarted(resp.id, resp.user_text))
+            await self.speaker.answer(resp, messages, self.options)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -294,80 +359,14 @@ class VoiceSession:
             return
         self._release(resp)
         spoken = join_texts(resp.spoken)
-        self._remember(resp.user_text, spoken)
+        self._remember(resp, spoken)
         await self.sink.emit(ResponseDone(resp.id, spoken, tuple(resp.sources)))
-        await self._report(resp)
-
-    async def _answer(self, resp: Response) -> None:
-        t = resp.timing
-        messages = await self._chat(resp)
-        await self.sink.emit(ResponseStarted(resp.id, resp.user_text))
-        chunks: asyncio.Queue[str | None] = asyncio.Queue()
-        speaker = asyncio.create_task(self._speak(resp, chunks), name=f"tts-{resp.id}")
-        try:
-            chunker = SentenceChunker(self.config.chunk_min_chars, self.config.chunk_max_chars, self.config.first_chunk_max_chars)
-            t.llm_request = now()
-            async for delta in self.llm.stream_chat(messages, self.sampling, request_id=resp.id):
-                if not delta.text:
-                    continue
-                t.llm_first_token = t.llm_first_token or now()
-                resp.text += delta.text
-                await self.sink.emit(ResponseTextDelta(resp.id, delta.text))
-                self._queue_chunks(chunker.push(delta.text), chunks, t)
-            rest = chunker.flush()
-            self._queue_chunks([rest] if rest else [], chunks, t)
-            chunks.put_nowait(None)
-            await speaker
-        finally:
-            if not speaker.done():
-                speaker.cancel()
-                with contextlib.suppress(BaseException):
-                    await speaker
+        await self.speaker.report(resp, self.id)
 
     def _release(self, resp: Response) -> None:
         """Forget `resp` as the running response, unless a newer one has replaced it."""
         if self.response is resp:
             self.response = None
 
-    @staticmethod
-    def _queue_chunks(ready: list[str], chunks: asyncio.Queue[str | None], t: TurnTiming) -> None:
-        for chunk in ready:
-            t.first_chunk_ready = t.first_chunk_ready or now()
-            chunks.put_nowait(chunk)
-
-    async def _speak(self, resp: Response, chunks: asyncio.Queue[str | None]) -> None:
-        t = resp.timing
-        index = 0
-        while (chunk := await chunks.get()) is not None:
-            t.tts_request = t.tts_request or now()
-            started = False
-            async for pcm in self.tts.stream_pcm16(
-                chunk, voice=self.options.voice, request_id=f"{resp.id}-{index}",
-                sample_rate=self.output_sample_rate, first_in_response=index == 0,
-            ):
-                if t.tts_first_audio is None:
-                    t.tts_first_audio = now()
-                    await self.sink.emit(ResponseAudioStarted(resp.id, self.output_sample_rate))
-                if not started:
-                    resp.spoken.append(chunk)  # its audio is going out: it counts as heard
-                    started = True
-                await self.sink.emit(ResponseAudio(resp.id, pcm))
-                t.audio_sent = t.audio_sent or now()
-            index += 1
-
-    def _remember(self, user_text: str, assistant_text: str) -> None:
-        self.history.append(ChatMessage("user", user_text))
-        if assistant_text:
-            self.history.append(ChatMessage("assistant", assistant_text))
-        keep = self.config.history_turns * 2
-        self.history = self.history[-keep:] if keep else []
-
-    async def _report(self, resp: Response) -> None:
-        figures = resp.timing.metrics()
-        metrics.TURNS.labels("completed").inc()
-        for stage in ("partial_ms", "final_ms", "llm_first_token_ms", "tts_start_ms", "pipeline_overhead_ms"):
-            value = figures[stage]
-            if value is not None:
-                metrics.TURN_LATENCY.labels(stage.removesuffix("_ms")).observe(value / 1000)
-        log.info("turn metrics", extra={"session_id": self.id, **figures})
-        await self.sink.emit(TurnMetrics(resp.id, figures))
+    def _remember(self, resp: Response, spoken: str) -> None:
+        self.conversation.remember(resp.user_text, resp.id, spoken)

@@ -59,7 +59,7 @@ class FaultyTTS(MockTTS):
             raise RuntimeError("vocoder weights are corrupt (injected)")
 
     async def synthesize(self, text: str, *, voice: str, request_id: str,
-                         first_in_response: bool = True) -> AsyncIterator[np.ndarray]:
+                         first_in_response: bool = True, speed: float = 1.0) -> AsyncIterator[np.ndarray]:
         if self.fault == "before_first":
             raise RuntimeError("vocoder exploded (injected)")
         count = 0

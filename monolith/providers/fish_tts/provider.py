@@ -185,7 +185,7 @@ class FishTTS(TTSProvider):
     # --- synthesis ---------------------------------------------------------------------------
 
     async def synthesize(
-        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True
+        self, text: str, *, voice: str, request_id: str, first_in_response: bool = True, speed: float = 1.0,
     ) -> AsyncIterator[np.ndarray]:
         if self.engine is None:
             raise RuntimeError("Fish Speech is not loaded")
