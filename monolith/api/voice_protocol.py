@@ -55,12 +55,21 @@ class SessionClose(_Message):
     type: Literal["session.close"]
 
 
-ClientMessage = Annotated[SessionUpdate | InputText | ResponseCancel | SessionClose, Field(discriminator="type")]
+class ResponseTruncate(_Message):
+    """The listener heard `audio_end_ms` of a response's audio: history keeps exactly that."""
+
+    type: Literal["response.truncate"]
+    response_id: str
+    audio_end_ms: int = Field(ge=0)
+
+
+Message = SessionUpdate | InputText | ResponseCancel | SessionClose | ResponseTruncate
+ClientMessage = Annotated[Message, Field(discriminator="type")]
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
-KNOWN_TYPES = ("session.update", "input_text", "response.cancel", "session.close")
+KNOWN_TYPES = ("session.update", "input_text", "response.cancel", "session.close", "response.truncate")
 
 
-def parse_client_message(text: str) -> SessionUpdate | InputText | ResponseCancel | SessionClose:
+def parse_client_message(text: str) -> Message:
     raw = parse_json(text)
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise InvalidRequest("each message is a JSON object with a string `type`", code="invalid_message")

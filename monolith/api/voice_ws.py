@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -16,6 +18,7 @@ from monolith.api.voice_protocol import (
     PROTOCOL,
     InputText,
     ResponseCancel,
+    ResponseTruncate,
     SessionClose,
     SessionUpdate,
     error_event,
@@ -43,9 +46,11 @@ def accepted_subprotocol(ws: WebSocket, own: str) -> str | None:
     return own if own in offered else None
 
 
-async def refuse_if_unavailable(ws: WebSocket, hub: SessionHub) -> bool:
-    """Full, or draining: an error event and close 1013, so a client or balancer tries another
-    replica. True when refused."""
+async def refuse_if_unavailable(
+    ws: WebSocket, hub: SessionHub, encode: Callable[[Exception], dict[str, Any]] | None = None,
+) -> bool:
+    """Full, or draining: an error event (in the transport's own shape) and close 1013, so a
+    client or balancer tries another replica. True when refused."""
     reason = hub.refusal()
     if reason is None:
         return False
@@ -53,7 +58,7 @@ async def refuse_if_unavailable(ws: WebSocket, hub: SessionHub) -> bool:
     message = (f"the server holds {hub.max_sessions} sessions already" if reason == "full"
                else "the server is shutting down")
     error = Unavailable(message, code="too_many_sessions" if reason == "full" else "draining")
-    await ws.send_json(error_event(error))
+    await ws.send_json((encode or error_event)(error))
     await ws.close(CLOSE_TRY_AGAIN_LATER, reason="too many sessions" if reason == "full" else "shutting down")
     return True
 
@@ -91,8 +96,10 @@ class WebSocketSink:
                     await self.ws.close(code, reason=reason)
 
 
-def make_session(ws: WebSocket, sink: OutputSink) -> VoiceSession:
-    """A session over the app's providers, for any voice transport."""
+def make_session(ws: WebSocket, sink: OutputSink, *, input_rate: int | None = None,
+                 output_rate: int | None = None) -> VoiceSession:
+    """A session over the app's providers, for any voice transport (which may fix the audio rates
+    its protocol speaks)."""
     settings: Settings = ws.app.state.settings
     registry: Registry = ws.app.state.registry
     llm = settings.llm
@@ -101,7 +108,8 @@ def make_session(ws: WebSocket, sink: OutputSink) -> VoiceSession:
         config=settings.voice,
         llm=registry.llm, stt=registry.stt, tts=registry.tts,
         sink=sink,
-        output_sample_rate=settings.tts.output_sample_rate,
+        output_sample_rate=output_rate or settings.tts.output_sample_rate,
+        input_sample_rate=input_rate,
         sampling=SamplingOptions(max_tokens=llm.max_tokens, temperature=llm.temperature, top_p=llm.top_p),
         default_voice=settings.tts.voice,
         retriever=getattr(ws.app.state, "rag", None),
@@ -156,14 +164,14 @@ async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSin
                     )
                 await session.on_audio(data)
             elif message.get("text") is not None:
-                if await _dispatch(session, message["text"]) == "close":
+                if await _dispatch(session, sink, message["text"]) == "close":
                     await ws.close(1000, reason="session.close")
                     return
         except Exception as exc:  # a bad message is answered; the session goes on
             await sink.send(error_event(exc))
 
 
-async def _dispatch(session: VoiceSession, text: str) -> str | None:
+async def _dispatch(session: VoiceSession, sink: WebSocketSink, text: str) -> str | None:
     msg = parse_client_message(text)
     if isinstance(msg, SessionUpdate):
         await session.update(options_update(msg.session))
@@ -171,6 +179,10 @@ async def _dispatch(session: VoiceSession, text: str) -> str | None:
         await session.on_text(msg.text)
     elif isinstance(msg, ResponseCancel):
         await session.cancel_response("client_cancel")
+    elif isinstance(msg, ResponseTruncate):
+        heard = await session.truncate(msg.response_id, msg.audio_end_ms)
+        await sink.send({"type": "response.truncated", "response_id": msg.response_id,
+                         "audio_end_ms": msg.audio_end_ms, "spoken_text": heard})
     elif isinstance(msg, SessionClose):
         return "close"
     return None

@@ -140,14 +140,23 @@ class TTSFacade(TTSProvider):
 
     backend = "registry"
 
-    def __init__(self, slot: Slot, wait_s: float, device: DeviceQueue | None = None) -> None:
+    def __init__(self, slot: Slot, wait_s: float, device: DeviceQueue | None = None,
+                 aliases: dict[str, str] | None = None) -> None:
         super().__init__(model_id=slot.served_id)
         self.slot, self.wait_s = slot, wait_s
         self.device = device or DeviceQueue()
+        self.aliases = aliases or {}
 
     def voices(self) -> list[str]:
+        """The serving engine's voices, and the names that stand for them (OpenAI's, by default)."""
         serving = self.slot.primary
-        return serving.voices() if isinstance(serving, TTSProvider) else ["default"]
+        own = serving.voices() if isinstance(serving, TTSProvider) else ["default"]
+        return [*own, *(alias for alias, target in self.aliases.items() if target in own and alias not in own)]
+
+    def _voice(self, name: str) -> str:
+        serving = self.slot.primary
+        own = serving.voices() if isinstance(serving, TTSProvider) else ["default"]
+        return name if name in own else self.aliases.get(name, name)
 
     def synthesize(
         self, text: str, *, voice: str, request_id: str, first_in_response: bool = True, speed: float = 1.0,
@@ -158,6 +167,8 @@ class TTSFacade(TTSProvider):
         self, text: str, *, voice: str, request_id: str, sample_rate: int, first_in_response: bool = True,
         speed: float = 1.0,
     ) -> AsyncIterator[bytes]:
+        voice = self._voice(voice)
+
         def call(p: Provider) -> AsyncIterator[bytes]:
             assert isinstance(p, TTSProvider)
             return p.stream_pcm16(

@@ -56,7 +56,7 @@ class Registry:
         wait = settings.server.swap_wait_s
         self.llm = LLMFacade(self.slots["llm"], wait)
         self.stt = STTFacade(self.slots["stt"], wait)
-        self.tts = TTSFacade(self.slots["tts"], wait, DeviceQueue(settings.tts.scheduling))
+        self.tts = TTSFacade(self.slots["tts"], wait, DeviceQueue(settings.tts.scheduling), settings.tts.voice_aliases)
         self.embedding = EmbeddingFacade(self.slots["embedding"], wait)
 
     def _builder(self, name: str, override: BuilderOverride | None) -> Callable[[], Provider]:

@@ -268,7 +268,7 @@ class VoiceSession:
         if ev.kind == "speech_started":
             self.pending = TurnTiming(speech_start=self.clock.received_at(ev.audio_ms))
             await self.sink.emit(SpeechStarted(round(ev.audio_ms, 1)))
-            if self.options.interrupt_response:
+            if self.options.turn_detection and self.options.interrupt_response:
                 self._arm_barge_in(ev.audio_ms)
         elif ev.kind == "speech_stopped":
             self.pending.speech_end = self.clock.received_at(ev.audio_ms)

@@ -76,7 +76,7 @@ async def test_openai_client_gets_the_body_streamed_as_chunks_render(app_factory
     [
         ({"input": "   "}, 400, "input is empty"),
         ({"input": "x" * 5000}, 400, "at most 4096"),
-        ({"voice": "alloy"}, 400, "unknown voice 'alloy'"),
+        ({"voice": "bariton"}, 400, "unknown voice 'bariton'"),
         ({"response_format": "ogg"}, 400, "response_format 'ogg' is not supported"),
         ({"speed": 1.5}, 400, "speed is not supported"),
         ({"speed": 9}, 400, "speed"),
@@ -101,3 +101,10 @@ async def test_speech_through_the_real_fish_speech(tiny_root: Path) -> None:
         assert rate == 24000 and samples.size > 2048
         bad = await client.post("/v1/audio/speech", json={"model": "fish-tiny", "input": "Hi.", "voice": "../x"})
         assert bad.status_code == 400 and "unknown voice" in bad.json()["error"]["message"]
+
+
+async def test_openai_voice_names_stand_for_this_servers_voices(client: httpx.AsyncClient) -> None:
+    for voice in ("alloy", "nova", "marin"):
+        resp = await client.post("/v1/audio/speech", json={"model": "default", "input": "Hello.", "voice": voice,
+                                                           "response_format": "pcm"})
+        assert resp.status_code == 200 and len(resp.content) > 1000

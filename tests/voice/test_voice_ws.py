@@ -234,3 +234,17 @@ async def test_voice_metrics_are_recorded(live: LiveServer) -> None:
     await client.wait_for("turn.metrics")
     await client.ws.close()
     assert recorded() == before + 1  # this turn, once (the registry is the process's)
+
+
+@pytest.mark.parametrize("live", [SLOW_LLM], indirect=True)
+async def test_response_truncate_keeps_exactly_the_audio_heard(live: LiveServer) -> None:
+    client = await connect(live)
+    await client.send_json({"type": "input_text", "text": "First part here. Second part follows. Third part ends it."})
+    done = await client.wait_for("response.done", timeout=30)
+    await client.send_json({"type": "response.truncate", "response_id": done["response_id"], "audio_end_ms": 1000})
+    truncated = await client.wait_for("response.truncated")
+    heard = truncated["spoken_text"]
+    assert heard and len(heard) < len(done["text"]) and done["text"].startswith(heard)
+    session = next(iter(live.app.state.voice.sessions.values()))
+    assert session.history[-1].content == heard
+    await client.ws.close()
