@@ -46,13 +46,35 @@ class SpokenSession(Session):
             try:
                 for _ in range(count):
                     self.talk.set()
-                    metrics = await self.wait("turn.metrics", timeout=60)
+                    try:
+                        metrics = await self.turn_metrics()
+                    except TimeoutError:
+                        metrics = None
+                    if metrics is None:
+                        results["failed"].append(1.0)
+                        continue
                     for key in ("final_ms", "tts_start_ms", "llm_first_token_ms"):
                         if metrics.get(key) is not None:
                             results[key].append(metrics[key])
             finally:
                 mic.cancel()
                 reader.cancel()
+
+
+    async def turn_metrics(self) -> dict[str, Any] | None:
+        """The turn's figures; None when it heard nothing (an empty transcript) or failed."""
+        while True:
+            ev = await self.wait_any(("turn.metrics", "transcript.final", "error"), timeout=90)
+            if ev["type"] == "turn.metrics":
+                return ev
+            if ev["type"] == "error" or not ev.get("text", "").strip():
+                return None
+
+    async def wait_any(self, types: tuple[str, ...], timeout: float) -> dict[str, Any]:
+        while True:
+            ev = await asyncio.wait_for(self.queue.get(), timeout)
+            if ev["type"] in types:
+                return ev
 
 
 def serve(config: Path, llm: str, port: int) -> Any:
@@ -115,14 +137,15 @@ def run(config: Path, llm: str, counts: list[int], turns: int) -> dict[str, Any]
         speech = (speech_of(base, QUESTION) * 32767).astype("<i2").tobytes()
         by_count = {}
         for n in counts:
-            results: dict[str, list[float]] = {"final_ms": [], "tts_start_ms": [], "llm_first_token_ms": []}
+            results: dict[str, list[float]] = {"final_ms": [], "tts_start_ms": [], "llm_first_token_ms": [], "failed": []}
 
             async def all_sessions(n: int = n, results: dict[str, list[float]] = results) -> None:
                 url = f"ws://127.0.0.1:{port}/v1/voice"
                 await asyncio.gather(*(SpokenSession(url, speech).turns(turns, results) for _ in range(n)))
 
             asyncio.run(all_sessions())
-            by_count[str(n)] = {k: summarize(v) for k, v in results.items()}
+            by_count[str(n)] = {k: summarize(v) for k, v in results.items() if k != "failed"}
+            by_count[str(n)]["turns_failed"] = {"n": len(results["failed"])}
         return {"llm": llm, "engines": figures, "sessions": by_count}
     finally:
         proc.terminate()
@@ -148,12 +171,12 @@ def main() -> int:
             e = r["engines"]
             print(f"STT RTF {e['stt_rtf']} (Moonshine tiny, {e['recording_s']} s), TTS RTF {e['tts_rtf']} (Piper), "
                   f"TTS first audio for a 40-character chunk p50 {e['tts_first_audio_40_chars_ms_p50']} ms")
-    print(f"{'llm':<6}{'sessions':>9}{'final_ms p50/p95':>20}{'first audio (tts_start_ms) p50/p95':>38}")
+    print(f"{'llm':<6}{'sessions':>9}{'final_ms p50/p95':>20}{'first audio (tts_start_ms) p50/p95':>38}{'failed':>8}")
     for r in runs:
         for n, f in r["sessions"].items():
             final = f"{f['final_ms'].get('p50', '-')} / {f['final_ms'].get('p95', '-')}"
             audio = f"{f['tts_start_ms'].get('p50', '-')} / {f['tts_start_ms'].get('p95', '-')}"
-            print(f"{r['llm']:<6}{n:>9}{final:>20}{audio:>38}")
+            print(f"{r['llm']:<6}{n:>9}{final:>20}{audio:>38}{f['turns_failed']['n']:>8}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=2))
     print(f"wrote {args.out}")
