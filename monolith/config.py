@@ -140,6 +140,9 @@ class STTConfig(_Section):
 class MockTTSConfig(_Section):
     first_chunk_ms: float = Field(150.0, ge=0)
     real_time_factor: float = Field(0.1, ge=0)
+    # Batched (tts.max_batch > 1): a step for b chunks costs b ** batch_cost_exponent times a step
+    # for one, as a GPU's batched decode does (0: free, 1: no gain).
+    batch_cost_exponent: float = Field(0.3, ge=0, le=1)
 
 
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
@@ -167,6 +170,9 @@ class TTSConfig(_Section):
     precision: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     max_input_chars: int = Field(4096, ge=1)
     scheduling: Literal["first-chunk-first", "fifo"] = "first-chunk-first"
+    # Chunks the TTS device decodes together (Fish Speech's batched decode loop, the mock's model
+    # of it); 1: one at a time. Engines that cannot batch (sherpa-onnx) render one at a time.
+    max_batch: int = Field(1, ge=1, le=64)
     # sherpa-onnx voices (VITS/Piper, Matcha, Kokoro)
     num_threads: int = Field(2, ge=1)
     noise_scale: float = Field(0.667, ge=0)  # VITS/Matcha sampling noise (0: the same audio every time)

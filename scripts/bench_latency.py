@@ -141,8 +141,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(args: list[str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MONOLITH_SERVER__LOG_LEVEL": "warning"}
+def start(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MONOLITH_SERVER__LOG_LEVEL": "warning", **(extra_env or {})}
     return subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
@@ -185,12 +185,12 @@ async def drive(url: str, sessions: int, turns: int, speech: bytes) -> dict[str,
     return results
 
 
-def run_topology(name: str, sessions: int, turns: int, speech: bytes) -> dict[str, Any]:
+def run_topology(name: str, sessions: int, turns: int, speech: bytes, env: dict[str, str] | None = None) -> dict[str, Any]:
     procs = []
     try:
         port = free_port()
-        if name == "in-process":
-            procs.append(start(["-m", "monolith", "--cpu-mock", "--host", "127.0.0.1", "--port", str(port)]))
+        if name.startswith("in-process"):
+            procs.append(start(["-m", "monolith", "--cpu-mock", "--host", "127.0.0.1", "--port", str(port)], env))
         else:
             pport = free_port()
             procs.append(start(["scripts/bench_hops.py", "providers", str(pport)]))
@@ -221,11 +221,17 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--turns", type=int, default=20, help="turns per session (the old runbook measured 20 samples)")
     parser.add_argument("--topology", choices=["both", "in-process", "hops"], default="both")
+    parser.add_argument("--tts-batch", type=int, nargs="+", default=None, metavar="N",
+                        help="instead of the topologies: in-process with [tts] max_batch = each N, side by side")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "latency.json")
     args = parser.parse_args()
     speech = pcm16(load_wav(args.wav) if args.wav else generated_speech())
-    names = ["in-process", "hops"] if args.topology == "both" else [args.topology]
-    runs = [run_topology(n, args.sessions, args.turns, speech) for n in names]
+    if args.tts_batch:
+        runs = [run_topology(f"in-process, tts batch {n}", args.sessions, args.turns, speech,
+                             {"MONOLITH_TTS__MAX_BATCH": str(n)}) for n in args.tts_batch]
+    else:
+        names = ["in-process", "hops"] if args.topology == "both" else [args.topology]
+        runs = [run_topology(n, args.sessions, args.turns, speech) for n in names]
     print(f"{args.sessions} sessions x {args.turns} turns, mock providers, speech {len(speech) / 2 / RATE:.2f} s")
     header = f"{'figure (ms)':<22}" + "".join(f"{r['topology'] + ' p50/p95/max':>30}" for r in runs)
     print(header)
@@ -238,7 +244,13 @@ def main() -> int:
     for r in runs:
         lag = r["event_loop_lag"]
         print(f"event loop lag ({r['topology']}): max {lag['max_ms']} ms, {lag['share_under_20ms'] * 100:.2f}% of 10 ms ticks under 20 ms late")
-    if len(runs) == 2:
+    if args.tts_batch and len(runs) >= 2:
+        base, best = runs[0]["figures"]["tts_start_ms"], runs[-1]["figures"]["tts_start_ms"]
+        if base.get("n") and best.get("n"):
+            ratio = round(base["p95"] / best["p95"], 2)
+            print(f"tts_start_ms p95, tts batch {args.tts_batch[0]} / batch {args.tts_batch[-1]}: {ratio}")
+            runs.append({"tts_start_p95_ratio_unbatched_over_batched": ratio})
+    elif len(runs) == 2:
         ratios: dict[str, dict[str, float]] = {"p50": {}, "p95": {}}
         for q in ("p50", "p95"):
             for key in ("final_ms", "llm_first_token_ms", "tts_start_ms", "pipeline_overhead_ms", "barge_in_ms"):

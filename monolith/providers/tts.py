@@ -92,6 +92,10 @@ class TTSProvider(Provider):
             yield await self.runner.run(_render_pcm16, samples, self.native_sample_rate, sample_rate,
                                         1.0 if own_speed else speed)
 
+    def batch_capacity(self) -> int:
+        """Chunks this engine renders at once (the TTS device queue hands out that many slots)."""
+        return 1
+
     def running_requests(self) -> int:
         return 0
 

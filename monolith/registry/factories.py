@@ -36,7 +36,7 @@ def build_mock(settings: Settings, name: str) -> Provider:
     if name == "stt":
         return MockSTT(settings.stt, model_id=model_id)
     if name == "tts":
-        return MockTTS(settings.tts.mock, model_id=model_id)
+        return MockTTS(settings.tts.mock, model_id=model_id, max_batch=settings.tts.max_batch)
     if name == "embedding":
         return MockEmbedding(settings.embedding.mock, model_id=model_id)
     raise KeyError(name)

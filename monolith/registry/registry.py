@@ -11,6 +11,7 @@ from typing import Any
 
 from monolith.config import PROVIDER_SECTIONS, Settings
 from monolith.providers.base import Provider
+from monolith.providers.tts import TTSProvider
 from monolith.registry import factories
 from monolith.registry.facades import EmbeddingFacade, LLMFacade, STTFacade, TTSFacade
 from monolith.registry.slot import Slot
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # Tests and embedders may replace how a real provider is built (e.g. to inject a failure).
 BuilderOverride = Callable[[Settings, str], Provider]
+
+
+def _batch_capacity(provider: Provider | None) -> int:
+    return provider.batch_capacity() if isinstance(provider, TTSProvider) else 1
 
 
 class Registry:
@@ -56,7 +61,10 @@ class Registry:
         wait = settings.server.swap_wait_s
         self.llm = LLMFacade(self.slots["llm"], wait)
         self.stt = STTFacade(self.slots["stt"], wait)
-        self.tts = TTSFacade(self.slots["tts"], wait, DeviceQueue(settings.tts.scheduling), settings.tts.voice_aliases)
+        tts_slot = self.slots["tts"]
+        # the device holds as many chunks as the serving engine decodes at once
+        device = DeviceQueue(settings.tts.scheduling, capacity=lambda: _batch_capacity(tts_slot.primary))
+        self.tts = TTSFacade(tts_slot, wait, device, settings.tts.voice_aliases)
         self.embedding = EmbeddingFacade(self.slots["embedding"], wait)
 
     def _builder(self, name: str, override: BuilderOverride | None) -> Callable[[], Provider]:

@@ -60,3 +60,26 @@ async def test_a_failing_chunk_releases_the_device() -> None:
         await fail()
     await asyncio.wait_for(hold(queue, "next", True, 0, []), 1)
     assert list(queue.started) == ["bad", "next"]
+
+
+async def test_a_batching_device_holds_several_chunks_and_keeps_first_chunk_first() -> None:
+    queue = DeviceQueue(capacity=2)
+    release = asyncio.Event()
+    inside: list[str] = []
+
+    async def chunk(label: str, first: bool) -> None:
+        async with queue.turn(first_in_response=first, label=label):
+            inside.append(label)
+            await release.wait()
+
+    tasks = [asyncio.create_task(chunk("A1", False)), asyncio.create_task(chunk("B1", False))]
+    await asyncio.sleep(0.01)
+    assert sorted(inside) == ["A1", "B1"] and queue.holding == 2  # both held at once
+    waiting = [asyncio.create_task(chunk("C1", False)), asyncio.create_task(chunk("D0", True))]
+    await asyncio.sleep(0.01)
+    assert queue.waiting == 2 and len(inside) == 2
+    waiting[0].cancel()  # cancelled while waiting: never runs, frees nothing
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(*tasks, waiting[1])
+    assert list(queue.started)[2:] == ["D0"] and "C1" not in inside and queue.holding == 0
