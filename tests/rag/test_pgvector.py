@@ -314,3 +314,18 @@ async def wait_for(condition: object, timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_without_psycopg_the_backend_says_what_to_install(
+    tiny_root: Path, mock_embedder: MockEmbedding, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The light install (scripts/install.sh serve) has neither driver."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg -> ImportError
+    settings = pg_settings(tiny_root, f"postgresql://app:{PG_PASSWORD}@db/rag")
+    rag = await started(settings, mock_embedder)
+    assert rag.status()["state"] == "failed"
+    assert rag.status()["error"] == "backend pgvector needs psycopg and pgvector: pip install 'psycopg[binary]' " \
+                                    "pgvector (or the monolith[pgvector] extra)"
+    await rag.close()
+    with pytest.raises(IngestError, match=r"needs psycopg and pgvector: pip install"):
+        await ingest(corpus, PgTarget.from_config(settings.rag), mock_embedder)
