@@ -302,7 +302,8 @@ class _PgJob:
     def commit(self) -> None:
         """Index, counts and meta, then the one commit that publishes the whole run."""
         with _refused():
-            self.writer.ensure_index(self.target.hnsw_m, self.target.hnsw_ef_construction)
+            if self.writer.ensure_index(self.target.hnsw_m, self.target.hnsw_ef_construction):
+                self.summary.notes.append("hnsw_m/hnsw_ef_construction changed since the last ingest: rebuilt the HNSW index")
             self.summary.documents_total, self.summary.chunks_total = self.writer.counts()
             self.writer.set_meta({
                 "schema_version": PG_SCHEMA_VERSION,

@@ -64,7 +64,10 @@ class PgVectorRag:
     async def _check_every(self) -> None:
         while True:
             await asyncio.sleep(self.config.watch_interval_s)
-            await self._check()
+            try:
+                await self._check()
+            except Exception:  # a status check must never end the checking
+                log.exception("rag: checking the pgvector database failed")
 
     async def _check(self) -> None:
         try:

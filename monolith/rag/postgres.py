@@ -264,11 +264,12 @@ class PgWriter:
         options = dict(opt.split("=", 1) for opt in (row[0] or []))
         return int(options.get("m", 16)), int(options.get("ef_construction", 64))
 
-    def ensure_index(self, m: int, ef_construction: int) -> None:
-        """The HNSW index with these parameters (built after a fresh table's rows are in: faster)."""
+    def ensure_index(self, m: int, ef_construction: int) -> bool:
+        """The HNSW index with these parameters (built after a fresh table's rows are in: faster);
+        True when one with other parameters was replaced."""
         current = self.index_params()
         if current == (m, ef_construction):
-            return
+            return False
         with self._db() as conn:
             if current is not None:
                 conn.execute(_sql("DROP INDEX {s}.chunks_hnsw", self.schema))
@@ -277,6 +278,7 @@ class PgWriter:
                 " WITH (m = {m}, ef_construction = {ef})",
                 self.schema, m=m, ef=ef_construction,
             ))
+        return current is not None
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks), as this transaction sees them."""

@@ -159,6 +159,14 @@ async def test_incremental_update_replaces_changed_removes_deleted_and_leaves_th
     again = await ingest(corpus, target, counting)
     assert not again.written and len(counting.texts) == 2 and pg_rows(pg_dsn) == after
 
+    wider = PgTarget.from_config(pg_settings(tiny_root, pg_dsn, {"MONOLITH_RAG__HNSW_M": "8"}).rag)
+    reindexed = await ingest(corpus, wider, counting)  # nothing to embed; the index is rebuilt
+    assert reindexed.written and reindexed.chunks_embedded == 0 and len(counting.texts) == 2
+    assert "rebuilt the HNSW index" in "\n".join(reindexed.lines())
+    with psycopg.connect(pg_dsn) as conn:
+        (indexdef,) = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_hnsw'").fetchone()
+    assert "m='8'" in indexdef
+
 
 def test_an_ingest_killed_midway_leaves_the_previous_content(tiny_root: Path, pg_dsn: str, tmp_path: Path) -> None:
     """scripts/ingest.py, SIGKILLed while its transaction holds written rows: the database keeps
