@@ -22,7 +22,8 @@ from monolith.api.middleware import RequestContextMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
 from monolith.looplag import watch_loop_lag
-from monolith.rag.service import RagService
+from monolith.rag.pg_service import PgVectorRag
+from monolith.rag.service import RagBackend, RagService
 from monolith.registry import Registry
 from monolith.scheduler.placement import Plan, build_plan, detect_inventory
 from monolith.voice.hub import SessionHub
@@ -39,7 +40,7 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert registry is not None
-        rag_service: RagService | None = app.state.rag
+        rag_service: RagBackend | None = app.state.rag
         loader = asyncio.create_task(_load(registry.start_loading(), rag_service), name="monolith-load")
         app.state.loader = loader
         lag_watch = asyncio.create_task(watch_loop_lag(), name="monolith-loop-lag")
@@ -99,15 +100,17 @@ async def _watch_after(loader: asyncio.Task[None], registry: Registry) -> None:
     await registry.watch()
 
 
-async def _load(providers: asyncio.Task[None], rag: RagService | None) -> None:
+async def _load(providers: asyncio.Task[None], rag: RagBackend | None) -> None:
     """Providers and the RAG index load side by side; /ready waits for both."""
     await asyncio.gather(providers, rag.start() if rag is not None else asyncio.sleep(0))
 
 
-def build_rag(settings: Settings, registry: Registry) -> RagService | None:
+def build_rag(settings: Settings, registry: Registry) -> RagBackend | None:
     """The retriever over the configured index, fed by the registry's embedding provider."""
     if not settings.rag.enabled:
         return None
+    if settings.rag.backend == "pgvector":
+        return PgVectorRag(settings.rag, embedder=registry.embedding)
     devices = registry.plan.assignments["embedding"].devices
     return RagService(
         settings.rag,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DeviceSpec = Literal["cpu"] | list[int]
 Fallback = Literal["mock", "none"]
@@ -208,11 +208,17 @@ class EmbeddingConfig(_Section):
 
 class RAGConfig(_Section):
     enabled: bool = True
+    # faiss: a FAISS index file + a SQLite chunk store on this host, reloaded after an ingest.
+    # pgvector: chunks, vectors and an HNSW index in PostgreSQL, read live (replicas share it).
+    backend: Literal["faiss", "pgvector"] = "faiss"
+    dsn: str = ""  # pgvector: libpq URI or key=value string (MONOLITH_RAG__DSN); never logged with its password
+    pg_schema: str = Field("monolith_rag", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     index_path: str = "data/faiss/index.bin"
     store_path: str = "data/rag/chunks.sqlite3"
     index_type: Literal["flat", "hnsw", "ivf"] = "flat"
     hnsw_m: int = Field(32, ge=4, le=256)
-    hnsw_ef_search: int = Field(64, ge=1)
+    hnsw_ef_search: int = Field(64, ge=1, le=1000)
+    hnsw_ef_construction: int = Field(64, ge=4, le=1000)  # pgvector's index build breadth (at least 2 * hnsw_m)
     ivf_nprobe: int = Field(8, ge=1)
     use_gpu: bool = False
     top_k: int = Field(3, ge=1, le=100)
@@ -221,6 +227,20 @@ class RAGConfig(_Section):
     chunk_overlap: int = Field(80, ge=0)
     watch: bool = False
     watch_interval_s: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pgvector_settings(self) -> RAGConfig:
+        if self.backend != "pgvector" or not self.enabled:
+            return self
+        if not self.dsn:
+            raise ValueError('backend = "pgvector" needs `rag.dsn` (or MONOLITH_RAG__DSN): the PostgreSQL to use')
+        if self.hnsw_m > 100:
+            raise ValueError(f"pgvector's HNSW takes hnsw_m up to 100, not {self.hnsw_m}")
+        if self.hnsw_ef_construction < 2 * self.hnsw_m:
+            raise ValueError(
+                f"pgvector needs hnsw_ef_construction ({self.hnsw_ef_construction}) at least twice hnsw_m ({self.hnsw_m})"
+            )
+        return self
 
 
 class VoiceConfig(_Section):
@@ -465,6 +485,8 @@ def _describe(exc: ValidationError, sources: _Sources) -> str:
         what = "unknown key" if err["type"] == "extra_forbidden" else "invalid value for"
         detail = "" if err["type"] == "extra_forbidden" else f": {err['msg']}"
         secret = any(word in dotted for word in ("token", "key", "dsn", "password"))
-        got = "" if err["type"] == "extra_forbidden" or secret else f" (got {err.get('input')!r})"
+        # A whole table's check (a model validator) would print every value in it, secrets included.
+        whole_table = isinstance(err.get("input"), dict)
+        got = "" if err["type"] == "extra_forbidden" or secret or whole_table else f" (got {err.get('input')!r})"
         lines.append(f"{sources.of(dotted)}: {what} `{dotted}`{detail}{got}")
     return "\n".join(dict.fromkeys(lines))

@@ -90,7 +90,8 @@ def _redacted(body: dict[str, Any]) -> dict[str, Any]:
     out["warnings"] = [f"{len(body['warnings'])} warning(s): send an API key or the admin token to read them"] \
         if body["warnings"] else []
     if isinstance(body.get("rag"), dict):
-        out["rag"] = {k: v for k, v in body["rag"].items() if k not in ("index_path", "store_path", "error")}
+        out["rag"] = {k: v for k, v in body["rag"].items()
+                      if k not in ("index_path", "store_path", "database", "schema", "error")}
     return out
 
 
