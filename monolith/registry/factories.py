@@ -22,9 +22,12 @@ REAL_BACKENDS: dict[str, dict[str, str]] = {
 
 
 def served_id(settings: Settings, name: str) -> str:
-    """The id clients use for this provider's model: a configured name, else the folder name."""
+    """The id clients use for this provider's model: a configured name (for a remote LLM, the one the
+    server knows it by, unless served_model_name says otherwise), else the folder name."""
     if name == "llm" and settings.llm.served_model_name:
         return settings.llm.served_model_name
+    if name == "llm" and settings.llm.is_remote and settings.llm.remote.model:
+        return settings.llm.remote.model
     model: str = getattr(settings, name).model
     return Path(model.rstrip("/")).name or name
 
