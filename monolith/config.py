@@ -81,7 +81,7 @@ class RemoteLLMConfig(_Section):
     # Sent as `Authorization: Bearer`; MONOLITH_LLM__REMOTE__API_KEY sets it from the environment.
     # OPENAI_API_KEY is not read: a developer's OpenAI key never goes to a self-hosted server.
     api_key: str = ""
-    model: str = ""  # the model the server serves; empty: llm.served_model_name, else its only model
+    model: str = ""  # the name the server knows the model by; empty: the id monolith serves, else its only model
     connect_timeout_s: float = Field(5.0, gt=0)
     max_retries: int = Field(1, ge=0)  # retries of a request that failed before any answer (connect, 429, 5xx)
 
