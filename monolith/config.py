@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 DeviceSpec = Literal["cpu"] | list[int]
 Fallback = Literal["mock", "none"]
@@ -63,6 +64,48 @@ class MockLLMConfig(_Section):
     tokens_per_second: float = Field(100.0, gt=0)
 
 
+def redact_url(url: str) -> str:
+    """`url` without user, password, query or fragment: what /health and the logs may show."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+class RemoteLLMConfig(_Section):
+    """`[llm.remote]`: the OpenAI-compatible server that serves the LLM when `llm.backend = "remote"`."""
+
+    base_url: str = ""  # e.g. http://vllm-router:8000/v1 (the part before /chat/completions)
+    # Sent as `Authorization: Bearer`; MONOLITH_LLM__REMOTE__API_KEY sets it from the environment.
+    # OPENAI_API_KEY is not read: a developer's OpenAI key never goes to a self-hosted server.
+    api_key: str = ""
+    model: str = ""  # the name the server knows the model by; empty: the id monolith serves, else its only model
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(1, ge=0)  # retries of a request that failed before any answer (connect, 429, 5xx)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("expected an http:// or https:// URL such as http://vllm-router:8000/v1")
+        return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _one_credential(cls, value: str, info: ValidationInfo) -> str:
+        if value and urlsplit(info.data.get("base_url") or "").username is not None:
+            raise ValueError("llm.remote.base_url holds a user and password (sent as HTTP Basic auth) and "
+                             "api_key is set too (sent as a Bearer token); a request has one Authorization "
+                             "header: keep one of them")
+        return value
+
+    @property
+    def endpoint(self) -> str:
+        return redact_url(self.base_url)
+
+
 class LLMConfig(_Section):
     provider: Literal["vllm", "mock"] = "vllm"
     model: str = "weights/llm/gpt-oss-120b"
@@ -83,7 +126,26 @@ class LLMConfig(_Section):
     fallback: Fallback = "mock"
     first_output_timeout_s: float = Field(60.0, gt=0)  # no first token by then: the request fails
     output_gap_timeout_s: float = Field(30.0, gt=0)  # nor a next one
+    remote: RemoteLLMConfig = RemoteLLMConfig()
     mock: MockLLMConfig = MockLLMConfig()
+    # Where vLLM runs: local (an engine in this process's care, on `devices`) or remote (an
+    # OpenAI-compatible server at `remote.base_url`: vLLM multi-node, its routers; no GPU here).
+    # Declared after `remote` so that its check sees the URL.
+    backend: Literal["local", "remote"] = "local"
+
+    @field_validator("backend")
+    @classmethod
+    def _remote_has_a_url(cls, value: str, info: ValidationInfo) -> str:
+        remote = info.data.get("remote")
+        mock = info.data.get("provider") == "mock"  # a mock needs no server
+        if value == "remote" and not mock and isinstance(remote, RemoteLLMConfig) and not remote.base_url:
+            raise ValueError("a remote LLM needs llm.remote.base_url, the OpenAI-compatible server's URL "
+                             "(e.g. http://vllm-router:8000/v1)")
+        return value
+
+    @property
+    def is_remote(self) -> bool:
+        return self.backend == "remote" and self.provider != "mock"
 
     def layout(self, device_count: int) -> tuple[int, int, int]:
         """(tensor, pipeline, data) parallel sizes, vLLM's own engine arguments; their product is
@@ -484,9 +546,9 @@ def _describe(exc: ValidationError, sources: _Sources) -> str:
         dotted = ".".join(loc)
         what = "unknown key" if err["type"] == "extra_forbidden" else "invalid value for"
         detail = "" if err["type"] == "extra_forbidden" else f": {err['msg']}"
-        secret = any(word in dotted for word in ("token", "key", "dsn", "password"))
-        # A whole table's check (a model validator) would print every value in it, secrets included.
-        whole_table = isinstance(err.get("input"), dict)
+        secret = any(word in dotted for word in ("token", "key", "dsn", "password", "url"))
+        # A whole table's check (a section's own validator) would print every value in it, secrets included.
+        whole_table = isinstance(err.get("input"), dict | BaseModel)
         got = "" if err["type"] == "extra_forbidden" or secret or whole_table else f" (got {err.get('input')!r})"
         lines.append(f"{sources.of(dotted)}: {what} `{dotted}`{detail}{got}")
     return "\n".join(dict.fromkeys(lines))
