@@ -122,16 +122,16 @@ class HarmonyFormat(ChatFormat):
 
         effort = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}[reasoning_effort]
         harmony_messages = [Message.from_role_and_content(Role.SYSTEM, SystemContent.new().with_reasoning_effort(effort))]
-        instructions = "\n\n".join(m.content for m in messages if m.role in ("system", "developer"))
+        instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer"))
         if instructions:
             harmony_messages.append(
                 Message.from_role_and_content(Role.DEVELOPER, DeveloperContent.new().with_instructions(instructions))
             )
         for m in messages:
             if m.role == "user":
-                harmony_messages.append(Message.from_role_and_content(Role.USER, m.content))
+                harmony_messages.append(Message.from_role_and_content(Role.USER, m.text))
             elif m.role == "assistant":
-                harmony_messages.append(Message.from_role_and_content(Role.ASSISTANT, m.content).with_channel("final"))
+                harmony_messages.append(Message.from_role_and_content(Role.ASSISTANT, m.text).with_channel("final"))
         conversation = Conversation.from_messages(harmony_messages)
         return list(self.encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
 
