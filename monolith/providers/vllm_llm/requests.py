@@ -93,9 +93,7 @@ class RequestBuilder:
             raise (invalid(exc) or exc) from exc
         params.output_kind = RequestOutputKind.DELTA
         if self.format.harmony:
-            params.stop_token_ids = self.format.stop_token_ids()
-            params.detokenize = False  # harmony parses token ids; special tokens carry its channels
-            params.skip_special_tokens = False
+            params.detokenize = False  # harmony parses token ids itself
         return Prepared(request, params, parser)
 
     def _body(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> dict[str, Any]:
@@ -104,6 +102,8 @@ class RequestBuilder:
             "max_tokens": options.max_tokens, "temperature": options.temperature, "top_p": options.top_p,
             "stop": list(options.stop), "seed": options.seed, "ignore_eos": options.ignore_eos, "stream": True,
         }
+        if self.format.harmony:  # its stops (<|return|>, <|call|>) known to the grammar too; its channels kept
+            body |= {"stop_token_ids": self.format.stop_token_ids(), "skip_special_tokens": False}
         if options.tools:
             body |= {"tools": [tool_dict(t) for t in options.tools], "tool_choice": tool_choice_value(options.tool_choice),
                      "parallel_tool_calls": options.parallel_tool_calls}
