@@ -25,7 +25,7 @@ TURNS = Counter("monolith_voice_turns", "Voice turns by outcome", ["outcome"])
 PREEMPTIVE = Counter(
     "monolith_preemptive_responses",
     "Answers started at a pause in the user's speech: used (released at the end of the turn) or "
-    "discarded (reason: final_differs, user_went_on, other)",
+    "discarded (reason: transcript_changed, user_went_on, failed, other)",
     ["outcome", "reason"],
 )
 PREEMPTIVE_DISCARDED_LLM_CHARS = Counter(

@@ -53,31 +53,39 @@ def resolve_vad_model(config: STTConfig, resolve: Any) -> Path:
 
 
 class StreamVad:
-    """Silero cuts speech into segments; this merges them into turns. Without pauses (no
-    EndOfTurn, or one without pause_ms) Silero runs with the turn's own silence and a segment is
-    a turn, as it always was. With pauses Silero runs with the pause's silence: a segment's end
-    is a pause (the turn's audio so far comes with it), speech before the turn's silence has run
-    out resumes the turn, and the turn ends once the silence since its last speech reaches what
+    """Silero cuts speech into segments; this merges them into turns.
+
+    Without pauses Silero runs with the turn's silence (`vad_silence_ms`) and its minimum speech
+    (`vad_min_speech_ms`), and a segment is a turn, as it always was. With pauses (`pause_ms`)
+    Silero runs with the pause's silence and a one-window minimum speech, so speech that comes
+    back is seen within a window or two, as Silero itself sees it within a segment; a segment
+    counts once it has lasted `vad_min_speech_ms` (shorter ones are noise). A segment's end is a
+    pause (the turn's audio so far comes with it), speech before the turn's silence has run out
+    resumes the turn, and the turn ends once the silence since its last speech reaches what
     `EndOfTurn.silence_ms` asks for the text so far (`set_text`)."""
 
-    def __init__(self, model: Path, config: STTConfig, silence_ms: float | None = None) -> None:
+    def __init__(self, model: Path, config: STTConfig, pause_ms: float | None = None) -> None:
         import sherpa_onnx
 
-        self.silero_silence_ms = silence_ms if silence_ms is not None else config.vad_silence_ms
+        self.pause_ms = pause_ms
+        self.silero_silence_ms = min(pause_ms, config.vad_silence_ms) if pause_ms else config.vad_silence_ms
         vad_config = sherpa_onnx.VadModelConfig()
         vad_config.silero_vad.model = str(model)
         vad_config.silero_vad.threshold = config.vad_threshold
-        vad_config.silero_vad.min_speech_duration = config.vad_min_speech_ms / 1000
+        vad_config.silero_vad.min_speech_duration = WINDOW / RATE if pause_ms else config.vad_min_speech_ms / 1000
         vad_config.silero_vad.min_silence_duration = self.silero_silence_ms / 1000
         vad_config.silero_vad.max_speech_duration = config.max_utterance_s
         vad_config.sample_rate = RATE
         vad_config.num_threads = 1
         self.vad = sherpa_onnx.VoiceActivityDetector(vad_config, buffer_size_in_seconds=config.max_utterance_s + 10)
+        self.min_speech = int(config.vad_min_speech_ms * RATE / 1000) if pause_ms else 0
         self.default_silence_ms = config.vad_silence_ms
         self.max_turn_samples = int(config.max_utterance_s * RATE)
         self.end_of_turn: EndOfTurn | None = None
         self.samples_seen = 0
-        self.in_speech = False  # Silero hears speech now
+        self.silero_speech = False  # Silero hears speech now
+        self.counted = False  # ...and it has lasted long enough to count
+        self.segment_start = self.detected_at = 0
         self.onset_ms = 0.0
         self._clear_turn()
 
@@ -92,7 +100,11 @@ class StreamVad:
 
     @property
     def pauses(self) -> bool:
-        return self.end_of_turn is not None and self.end_of_turn.pause_ms is not None
+        return self.pause_ms is not None
+
+    @property
+    def in_speech(self) -> bool:
+        return self.silero_speech and self.counted
 
     @property
     def in_turn(self) -> bool:
@@ -124,23 +136,33 @@ class StreamVad:
         self.vad.accept_waveform(samples)
         self.samples_seen += samples.size
         events: list[VadEvent] = []
-        detected = bool(self.vad.is_speech_detected())
-        if detected and not self.in_speech:
+        if self.vad.is_speech_detected() and not self.silero_speech:
             current = self.vad.current_segment
             start = current.start if current is not None and len(current.samples) else self.samples_seen
-            self.in_speech = True
-            events.append(self._speech_from(start))
+            self.silero_speech, self.counted, self.segment_start = True, False, start
+            self.detected_at = self.samples_seen - samples.size  # Silero heard a window of it
+        if self.silero_speech and not self.counted and self.samples_seen - self.detected_at >= self.min_speech:
+            self.counted = True
+            events.append(self._speech_from(self.segment_start))
         while not self.vad.empty():
             segment = self.vad.front
             audio = np.asarray(segment.samples, dtype=np.float32)
             self.vad.pop()
-            if not self.in_speech:  # a short segment that began and ended within this call
+            if not self.silero_speech:  # a short segment that began and ended within this call
+                self.counted = False
+            self.silero_speech = bool(self.vad.is_speech_detected())
+            if not self.counted:
+                if audio.size < self.min_speech:
+                    continue  # too short to be speech
                 events.append(self._speech_from(segment.start))
-            self.in_speech = bool(self.vad.is_speech_detected())
+            self.counted = self.silero_speech  # a split's next segment runs on, counted
             events.extend(self._segment_ended(segment.start, audio))
-        if self.waiting and self.position_ms - self.turn_end * 1000 / RATE >= self.required_silence_ms:
+        if self.waiting and not self.silero_speech and self._silence_ms() >= self.required_silence_ms:
             events.append(self._end_turn())
         return events
+
+    def _silence_ms(self) -> float:
+        return (self.samples_seen - self.turn_end) * 1000 / RATE
 
     def _speech_from(self, start: int) -> VadEvent:
         if self.waiting:
@@ -156,12 +178,12 @@ class StreamVad:
         self.turn.append(audio)
         self.turn_end = start + audio.size
         end_ms = self.turn_end * 1000 / RATE
-        if self.in_speech:  # max_speech_duration split a long utterance: the next one runs on
+        if self.silero_speech:  # max_speech_duration split a long utterance: the next one runs on
             ended = self._end_turn()
             self.onset_ms = end_ms
             return [ended, VadEvent("started", end_ms)]
         long_enough = sum(a.size for a in self.turn) >= self.max_turn_samples
-        if not self.pauses or long_enough or self.required_silence_ms <= self.silero_silence_ms:
+        if not self.pauses or long_enough or self._silence_ms() >= self.required_silence_ms:
             return [self._end_turn()]
         self.waiting = True
         return [VadEvent("paused", end_ms, self.turn_audio())]
@@ -177,7 +199,7 @@ class StreamVad:
     def reset(self) -> None:
         """As new: no audio seen (a detector taken again from the pool)."""
         self.vad.reset()
-        self.samples_seen, self.in_speech, self.onset_ms = 0, False, 0.0
+        self.samples_seen, self.silero_speech, self.counted, self.onset_ms = 0, False, False, 0.0
         self.end_of_turn = None
         self._clear_turn()
 
@@ -196,7 +218,7 @@ class StreamVad:
         audio = self.current_audio()
         was_speaking = self.in_turn
         self.vad.reset()
-        self.in_speech = False
+        self.silero_speech = self.counted = False
         self._clear_turn()
         if not was_speaking:
             return None
@@ -212,25 +234,23 @@ class VadPool:
     def __init__(self, model: Path, config: STTConfig) -> None:
         self.model = model
         self.config = config
-        self._free: dict[float, list[StreamVad]] = {}
+        self._free: dict[float | None, list[StreamVad]] = {}  # by pause_ms
 
     def take(self, end_of_turn: EndOfTurn | None = None) -> StreamVad:
         """On the STT executor (it resets a detector)."""
-        silence_ms = self.config.vad_silence_ms
-        if end_of_turn is not None and end_of_turn.pause_ms is not None:
-            silence_ms = min(end_of_turn.pause_ms, silence_ms)
-        free = self._free.get(silence_ms)
-        vad = free.pop() if free else None
-        if vad is not None:
+        pause_ms = end_of_turn.pause_ms if end_of_turn is not None else None
+        free = self._free.get(pause_ms)
+        if free:
+            vad = free.pop()
             vad.reset()
         else:
-            vad = StreamVad(self.model, self.config, silence_ms)
+            vad = StreamVad(self.model, self.config, pause_ms)
         vad.configure(end_of_turn)
         return vad
 
     def give_back(self, vad: StreamVad) -> None:
         """From any thread, once nothing will touch `vad` again; `take` resets it."""
-        self._free.setdefault(vad.silero_silence_ms, []).append(vad)
+        self._free.setdefault(vad.pause_ms, []).append(vad)
 
     @property
     def idle(self) -> int:
