@@ -144,7 +144,7 @@ class MockSTTStream(STTStream):
             self.turns += 1
             self.queue.put_nowait(STTEvent("speech_started", audio_ms=seg.onset_ms))
             self.last_partial_at, self.last_partial = seg.speech_ms, ""
-        elif what == "speaking" and seg.speech_ms - self.last_partial_at >= PARTIAL_EVERY_MS:
+        elif what == "speaking" and not seg.paused and seg.speech_ms - self.last_partial_at >= PARTIAL_EVERY_MS:
             self.last_partial_at = seg.speech_ms
             text = self._text_so_far()
             if text != self.last_partial:

@@ -23,6 +23,7 @@ from monolith.voice.events import (
 )
 
 from ..fakes import ScriptedSTT, StepLLM, ToneTTS
+from .conftest import LiveServer, connect, silence, speech
 from .test_session import Collect, started
 
 REPLY = ["Fine", ".", " And", " you", "?"]
@@ -220,3 +221,48 @@ async def test_a_turn_the_user_went_on_from_within_a_second_counts_as_ended_too_
     assert sample("monolith_turns_ended_total", rule="complete") == ended + 2
     assert sample("monolith_turns_ended_early_total", rule="complete") == early + 1
     await session.close()
+
+
+# --- on the wire: the voice WebSocket with the mock providers --------------------------------
+
+PREEMPTIVE = {"MONOLITH_VOICE__PREEMPTIVE": "true"}
+REVISING = {**PREEMPTIVE, "MONOLITH_STT__MOCK__PAUSE_TEXT_DIFFERS_EVERY": "1"}
+
+
+@pytest.mark.parametrize("live", [PREEMPTIVE], indirect=True)
+async def test_on_the_wire_a_preemptive_turn_looks_like_any_turn_and_says_so_in_its_metrics(live: LiveServer) -> None:
+    used = sample("monolith_preemptive_responses_total", outcome="used", reason="")
+    client = await connect(live)
+    await client.send_audio(silence(0.2) + speech(1.0) + silence(0.8), pace_s=0.02)  # real time
+    metrics = await client.wait_for("turn.metrics")
+    first = {t: client.order.index(t) for t in set(client.order)}
+    assert first["speech.started"] < first["speech.stopped"] < first["transcript.final"] < first["response.started"]
+    assert first["response.started"] < first["response.text.delta"] < first["response.audio.started"]
+    assert first["response.audio.started"] < first["<audio>"] < first["response.done"] < first["turn.metrics"]
+    done = client.of_type("response.done")[0]
+    assert {e["response_id"] for e in client.events if "response_id" in e} == {done["response_id"]}
+    assert done["text"] == client.of_type("transcript.final")[0]["text"]  # the echo LLM, all of it spoken
+    assert metrics["preemptive"] is True and metrics["end_of_speech_to_first_audio_ms"] > 0
+    assert metrics["end_of_speech_to_first_audio_ms"] == metrics["tts_start_ms"]
+    assert sample("monolith_preemptive_responses_total", outcome="used", reason="") == used + 1
+    # its audio layout was kept like any answer's: the listener can say how much it heard
+    await client.send_json({"type": "response.truncate", "response_id": done["response_id"], "audio_end_ms": 300})
+    truncated = await client.wait_for("response.truncated")
+    assert truncated["spoken_text"] and done["text"].startswith(truncated["spoken_text"])
+    await client.ws.close()
+
+
+@pytest.mark.parametrize("live", [REVISING], indirect=True)
+async def test_on_the_wire_a_final_unlike_the_pause_leaks_nothing_of_the_held_answer(live: LiveServer) -> None:
+    thrown = sample("monolith_preemptive_responses_total", outcome="discarded", reason="transcript_changed")
+    client = await connect(live)
+    await client.send_audio(silence(0.2) + speech(1.0) + silence(0.8), pace_s=0.02)
+    metrics = await client.wait_for("turn.metrics")
+    done = client.of_type("response.done")[0]
+    assert {e["response_id"] for e in client.events if "response_id" in e} == {done["response_id"]}
+    assert len(client.of_type("response.started")) == 1 and metrics["preemptive"] is False
+    assert done["text"] == client.of_type("transcript.final")[0]["text"]  # answered the final's words
+    assert sample("monolith_preemptive_responses_total", outcome="discarded", reason="transcript_changed") == thrown + 1
+    session = next(iter(live.app.state.voice.sessions.values()))
+    assert [m.content for m in session.history] == [done["text"], done["text"]]
+    await client.ws.close()
