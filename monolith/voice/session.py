@@ -142,6 +142,7 @@ class VoiceSession:
         text = self._checked(text)
         await self._discard_held("other")
         await self.cancel_response("interrupted")
+        self.turn_ends.reset()  # what comes next answers this, not the last spoken turn
         start = now()
         await self._start_response(text, TurnTiming(speech_end=start, final=start))
 
@@ -153,6 +154,7 @@ class VoiceSession:
         """Answer what the user said since the last answer (or the conversation as it stands)."""
         await self._discard_held("other")
         await self.cancel_response("interrupted")
+        self.turn_ends.reset()
         user_text = join_texts(self.unanswered)
         self.unanswered.clear()
         start = now()
@@ -285,7 +287,10 @@ class VoiceSession:
 
     async def _on_stt_event(self, ev: STTEvent) -> None:
         if ev.kind == "speech_started":
-            self.turn_ends.speech_started(ev.audio_ms)
+            # speech soon after a turn ended, its answer still coming (or left to the client):
+            # the user went on, the turn ended too early
+            self.turn_ends.speech_started(ev.audio_ms, answering=self.response is not None
+                                          or not self.options.create_response)
             self.paused_at = None
             await self._discard_held("user_went_on")
             self.pending = TurnTiming(speech_start=self.clock.received_at(ev.audio_ms))

@@ -1,5 +1,6 @@
 """How the server ends a user's turn: the STT's end-of-turn policy built from `[voice]`, and the
-count of turns ended, and ended too early (the user spoke again within a second), by rule."""
+count of turns ended, and ended too early, by rule. A turn ended too early when the user spoke
+again within a second while its answer was still coming: they went on, rather than replied."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ class TurnEnds:
         metrics.TURNS_ENDED.labels(rule).inc()
         self.last = (at_ms, rule)
 
-    def speech_started(self, onset_ms: float) -> None:
-        if self.last is not None and onset_ms - self.last[0] < ENDED_EARLY_MS:
+    def speech_started(self, onset_ms: float, *, answering: bool) -> None:
+        if self.last is not None and answering and onset_ms - self.last[0] < ENDED_EARLY_MS:
             metrics.TURNS_ENDED_EARLY.labels(self.last[1]).inc()
         self.last = None
 
     def reset(self) -> None:
-        """The input audio starts again from zero (a new STT stream)."""
+        """Forget the last turn's end: the input audio starts again from zero (a new STT
+        stream), or a typed turn came after it."""
         self.last = None

@@ -204,19 +204,22 @@ async def test_closing_the_session_aborts_a_held_answer() -> None:
 
 
 async def test_a_turn_the_user_went_on_from_within_a_second_counts_as_ended_too_early() -> None:
-    session, sink, stt = await started(llm=StepLLM(REPLY), end_of_turn="adaptive")
+    llm = StepLLM(REPLY, free_running=False)
+    session, sink, stt = await started(llm=llm, end_of_turn="adaptive")
     assert stt.end_of_turn is not None and stt.end_of_turn.adaptive
     ended = sample("monolith_turns_ended_total", rule="complete")
     early = sample("monolith_turns_ended_early_total", rule="complete")
     await session.on_audio(bytes(SECOND))  # 1 s of input: the turn ends at 1000 ms
     stt.stream.say("speech_started", audio_ms=100.0)
     end_turn(stt, "Is it raining?", 700.0)
-    await sink.until(TranscriptFinal)
-    stt.stream.say("speech_started", audio_ms=1600.0)  # 600 ms after the turn ended
+    await sink.until(ResponseStarted)
+    stt.stream.say("speech_started", audio_ms=1600.0)  # 600 ms after the turn ended, its answer coming
     await sink.until(SpeechStarted, 2)
     end_turn(stt, "In Tokyo.", 2000.0)
-    await sink.until(TranscriptFinal, 2)
-    stt.stream.say("speech_started", audio_ms=4000.0)  # long after: not early
+    await sink.until(ResponseStarted, 2)
+    llm.release(len(REPLY))
+    await sink.until(ResponseDone)
+    stt.stream.say("speech_started", audio_ms=2500.0)  # soon, but after the answer: a reply, not early
     await sink.until(SpeechStarted, 3)
     assert sample("monolith_turns_ended_total", rule="complete") == ended + 2
     assert sample("monolith_turns_ended_early_total", rule="complete") == early + 1
