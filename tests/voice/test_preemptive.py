@@ -17,7 +17,6 @@ from monolith.voice.events import (
     ResponseDone,
     ResponseStarted,
     SpeechStarted,
-    TranscriptFinal,
     TranscriptPartial,
     TurnMetrics,
 )
