@@ -354,6 +354,7 @@ ROWS: list[tuple[str, Any]] = [
     ("event-loop lag max, bucket (ms)", lambda r: _lag(r, "max_bucket_ms")),
     ("CPU s per session", lambda r: r["process"]["cpu_s_per_session"]),
     ("CPU, share of one core", lambda r: r["process"]["cpu_share_of_one_core"]),
+    ("  of which feeding audio in-process", lambda r: (r["process"].get("feeder_only") or {}).get("cpu_share_of_one_core")),
     ("peak RSS (MB)", lambda r: r["process"]["peak_rss_mb"]),
     ("peak RSS per session (MB)", lambda r: r["process"]["peak_mb_per_session"]),
 ]
