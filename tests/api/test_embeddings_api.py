@@ -70,7 +70,7 @@ async def test_dimensions_equal_to_the_models_is_accepted_other_values_refused(o
         ({"input": ""}, 400, "input[0] is empty"),
         ({"input": ["ok", "  "]}, 400, "input[1] is empty"),
         ({"input": [f"t{i}" for i in range(9)]}, 400, "at most 8 per request"),
-        ({"input": "x", "model": "text-embedding-3-small"}, 404, "text-embedding-3-small"),
+        ({"input": "x", "model": "text-embedding-4"}, 404, "text-embedding-4"),
         ({"input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
         ({"input": 5}, 400, "input"),
         ({}, 400, "input"),

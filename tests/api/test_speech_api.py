@@ -80,7 +80,7 @@ async def test_openai_client_gets_the_body_streamed_as_chunks_render(app_factory
         ({"response_format": "ogg"}, 400, "response_format 'ogg' is not supported"),
         ({"speed": 1.5}, 400, "speed is not supported"),
         ({"speed": 9}, 400, "speed"),
-        ({"model": "tts-1"}, 404, "tts-1"),
+        ({"model": "tts-2"}, 404, "tts-2"),
     ],
 )
 async def test_bad_requests_are_400(client: httpx.AsyncClient, patch: dict[str, object], status: int, message: str) -> None:

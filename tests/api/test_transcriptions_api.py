@@ -106,7 +106,7 @@ def _patched_wav(offset: int, value: int) -> bytes:
         ({"file": ("codec.wav", _patched_wav(20, 0x1234))}, {"model": "default"}, 400, "Decoder not found"),
         ({"file": ("long.wav", encoded(silence(31, rate=8000), "WAV", rate=8000))}, {"model": "default"}, 400, "at most 30 s"),
         ({"file": ("big.wav", encoded(silence(40), "WAV"))}, {"model": "default"}, 413, "larger than 1 MB"),
-        ({"file": ("a.wav", encoded(utterance()[:1600], "WAV"))}, {"model": "whisper-1"}, 404, "whisper-1"),
+        ({"file": ("a.wav", encoded(utterance()[:1600], "WAV"))}, {"model": "whisper-2"}, 404, "whisper-2"),
         ({"file": ("a.wav", encoded(utterance()[:1600], "WAV"))}, {"model": "default", "response_format": "srt"}, 400, "srt"),
         ({"other": ("a.wav", b"RIFF")}, {"model": "default"}, 400, "`file` field"),
     ],
