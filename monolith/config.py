@@ -262,6 +262,9 @@ class EmbeddingConfig(_Section):
     model: str = "weights/embedding/multilingual-e5-base"
     model_aliases: list[str] = Field(
         default_factory=lambda: ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"])
+    # Token-id input (LangChain's OpenAIEmbeddings sends tiktoken ids by default): decoded with
+    # OpenAI's embedding tokenizer (cl100k_base), with the served model's own tokenizer, or refused.
+    token_ids: Literal["cl100k_base", "model", "reject"] = "cl100k_base"
     devices: DeviceSpec = [6]
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
