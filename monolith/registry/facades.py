@@ -15,7 +15,7 @@ from monolith.errors import MonolithError, ProviderFailed, ProviderTimeout
 from monolith.providers.base import Provider
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
-from monolith.providers.stt import STTProvider, STTStream
+from monolith.providers.stt import Segment, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
 from monolith.registry.slot import Slot
 from monolith.scheduler.tts_queue import DeviceQueue
@@ -229,6 +229,13 @@ class STTFacade(STTProvider):
         def call(p: Provider) -> AsyncIterator[str]:
             assert isinstance(p, STTProvider)
             return p.transcribe_stream(samples, sample_rate)
+
+        return stream_with_fallback(self.slot, self.wait_s, call)
+
+    def transcribe_segments(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[Segment]:
+        def call(p: Provider) -> AsyncIterator[Segment]:
+            assert isinstance(p, STTProvider)
+            return p.transcribe_segments(samples, sample_rate)
 
         return stream_with_fallback(self.slot, self.wait_s, call)
 
