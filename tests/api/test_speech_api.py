@@ -127,6 +127,7 @@ async def test_speed_changes_the_length_of_the_speech(client: httpx.AsyncClient,
 async def test_openai_model_names_are_aliases_of_the_tts_model(client: httpx.AsyncClient, model: str) -> None:
     resp = await client.post("/v1/audio/speech", json={**SPEECH, "model": model, "voice": "alloy", "response_format": "pcm"})
     assert resp.status_code == 200 and len(resp.content) > 1000
+    assert resp.headers["x-monolith-provider"] == "mock"
 
 
 async def test_stream_format_sse_sends_base64_audio_deltas_then_done(client: httpx.AsyncClient) -> None:
