@@ -110,6 +110,7 @@ class LLMConfig(_Section):
     provider: Literal["vllm", "mock"] = "vllm"
     model: str = "weights/llm/gpt-oss-120b"
     served_model_name: str = ""
+    model_aliases: list[str] = Field(default_factory=list)  # other names clients may ask for this model by
     devices: DeviceSpec = [0, 1, 2, 3, 4, 5]
     tensor_parallel_size: int = Field(2, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
@@ -165,6 +166,8 @@ class MockSTTConfig(_Section):
 class STTConfig(_Section):
     provider: Literal["sherpa-onnx", "mock"] = "sherpa-onnx"
     model: str = "weights/stt/streaming-zipformer"
+    # Other names clients may ask for this model by (OpenAI's, so clients with OpenAI's defaults work)
+    model_aliases: list[str] = Field(default_factory=lambda: ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"])
     mode: Literal["auto", "streaming", "offline"] = "auto"
     model_type: Literal["auto", "transducer", "nemo_transducer", "zipformer2_ctc", "paraformer", "nemo_ctc",
                         "whisper", "sense_voice", "moonshine"] = "auto"
@@ -214,6 +217,7 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "no
 class TTSConfig(_Section):
     provider: Literal["fish-speech", "sherpa-onnx", "mock"] = "fish-speech"
     model: str = "weights/tts/openaudio-s1-mini"
+    model_aliases: list[str] = Field(default_factory=lambda: ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"])
     devices: DeviceSpec = [7]
     output_sample_rate: Literal[16000, 24000, 44100] = 24000
     voice: str = "default"
@@ -256,6 +260,11 @@ class MockEmbeddingConfig(_Section):
 class EmbeddingConfig(_Section):
     provider: Literal["sentence-transformers", "mock"] = "sentence-transformers"
     model: str = "weights/embedding/multilingual-e5-base"
+    model_aliases: list[str] = Field(
+        default_factory=lambda: ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"])
+    # Token-id input (LangChain's OpenAIEmbeddings sends tiktoken ids by default): decoded with
+    # OpenAI's embedding tokenizer (cl100k_base), with the served model's own tokenizer, or refused.
+    token_ids: Literal["cl100k_base", "model", "reject"] = "cl100k_base"
     devices: DeviceSpec = [6]
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
@@ -341,6 +350,17 @@ class Settings(_Section):
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @model_validator(mode="after")
+    def _aliases_name_one_model(self) -> Settings:
+        owner: dict[str, str] = {}
+        for section in ("llm", "stt", "tts", "embedding"):
+            for alias in getattr(self, section).model_aliases:
+                if alias in owner and owner[alias] != section:
+                    raise ValueError(f"model alias {alias!r} is in both {owner[alias]}.model_aliases and "
+                                     f"{section}.model_aliases: a name can stand for one model only")
+                owner[alias] = section
+        return self
 
 
 PROVIDER_SECTIONS = ("llm", "stt", "tts", "embedding")
