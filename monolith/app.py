@@ -19,10 +19,12 @@ from monolith.api.auth import AccessMiddleware, load_api_keys
 from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.limits import BodyLimitMiddleware
 from monolith.api.middleware import RequestContextMiddleware
+from monolith.api.provider_header import ProviderHeaderMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
 from monolith.looplag import watch_loop_lag
-from monolith.rag.service import RagService
+from monolith.rag.pg_service import PgVectorRag
+from monolith.rag.service import RagBackend, RagService
 from monolith.registry import Registry
 from monolith.scheduler.placement import Plan, build_plan, detect_inventory
 from monolith.voice.hub import SessionHub
@@ -39,7 +41,7 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert registry is not None
-        rag_service: RagService | None = app.state.rag
+        rag_service: RagBackend | None = app.state.rag
         loader = asyncio.create_task(_load(registry.start_loading(), rag_service), name="monolith-load")
         app.state.loader = loader
         lag_watch = asyncio.create_task(watch_loop_lag(), name="monolith-loop-lag")
@@ -63,10 +65,10 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
         *voice_ws.routes, *realtime.routes, *admin.routes, *page.routes,
     ]
     api_keys = load_api_keys(settings)
-    middleware = [Middleware(RequestContextMiddleware)]
+    middleware = [Middleware(RequestContextMiddleware), Middleware(ProviderHeaderMiddleware)]
     if settings.server.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["*"],
-                                     allow_headers=["*"], expose_headers=["x-request-id"]))
+                                     allow_headers=["*"], expose_headers=["x-request-id", "x-monolith-provider"]))
     middleware += [Middleware(AccessMiddleware, settings=settings, api_keys=api_keys),
                    Middleware(BodyLimitMiddleware, settings=settings)]
     app = Starlette(
@@ -99,15 +101,17 @@ async def _watch_after(loader: asyncio.Task[None], registry: Registry) -> None:
     await registry.watch()
 
 
-async def _load(providers: asyncio.Task[None], rag: RagService | None) -> None:
+async def _load(providers: asyncio.Task[None], rag: RagBackend | None) -> None:
     """Providers and the RAG index load side by side; /ready waits for both."""
     await asyncio.gather(providers, rag.start() if rag is not None else asyncio.sleep(0))
 
 
-def build_rag(settings: Settings, registry: Registry) -> RagService | None:
+def build_rag(settings: Settings, registry: Registry) -> RagBackend | None:
     """The retriever over the configured index, fed by the registry's embedding provider."""
     if not settings.rag.enabled:
         return None
+    if settings.rag.backend == "pgvector":
+        return PgVectorRag(settings.rag, embedder=registry.embedding)
     devices = registry.plan.assignments["embedding"].devices
     return RagService(
         settings.rag,

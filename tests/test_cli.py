@@ -144,3 +144,13 @@ def test_a_port_out_of_range_is_a_config_error_not_a_traceback() -> None:
     assert result.returncode == 2
     assert "--port 70000: a port is a number from 1 to 65535" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_with_a_remote_llm_plans_no_llm_gpus_and_shows_no_key() -> None:
+    env = {"MONOLITH_LLM__BACKEND": "remote", "MONOLITH_LLM__REMOTE__BASE_URL": "http://vllm-router:8000/v1",
+           "MONOLITH_LLM__REMOTE__API_KEY": "sk-sekrit"}
+    result = run_cli("--check", "--gpus", "8x80GB", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "llm        remote" in result.stdout and "memory: GPU 6: stt" in result.stdout
+    assert "weights: llm: served by http://vllm-router:8000/v1, no weights needed here" in result.stdout
+    assert "memory: llm" not in result.stdout and "sk-sekrit" not in result.stdout + result.stderr

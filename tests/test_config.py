@@ -171,3 +171,47 @@ def test_tts_backend_cuda_with_cpu_devices_is_a_contradiction(tmp_path: Path) ->
 def test_reserved_internal_keys_are_not_settable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown key `cpu_mock`"):
         load_settings(write(tmp_path, "cpu_mock = true\n"), {})
+
+
+def test_a_remote_llm_needs_a_url_and_the_error_says_which_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '[llm]\nbackend = "remote"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, {})
+    assert f"{path}: invalid value for `llm.backend`" in str(err.value)
+    assert "a remote LLM needs llm.remote.base_url" in str(err.value)
+    with pytest.raises(ConfigError, match="environment variable MONOLITH_LLM__BACKEND"):
+        load_settings(None, {"MONOLITH_LLM__BACKEND": '"remote"'})
+    assert not load_settings(None, {"MONOLITH_LLM__BACKEND": '"remote"', "MONOLITH_LLM__PROVIDER": '"mock"'}).llm.is_remote
+
+
+def test_remote_keys_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[llm]\nbackend = "remote"\n[llm.remote]\nbase_url = "https://llm.internal:8443/v1/"\n'
+                           'model = "openai/gpt-oss-120b"\n')
+    s = load_settings(path, {"MONOLITH_LLM__REMOTE__API_KEY": "12345"})  # a number-looking key stays a string
+    assert s.llm.is_remote and s.llm.remote.api_key == "12345"
+    assert s.llm.remote.base_url == "https://llm.internal:8443/v1" and s.llm.remote.endpoint == s.llm.remote.base_url
+    from monolith.registry.factories import served_id
+
+    assert served_id(s, "llm") == "openai/gpt-oss-120b"  # clients ask for the name the server knows
+    assert load_settings(None, {}).llm.backend == "local"
+
+
+@pytest.mark.parametrize("url", ["llm-host:8000/v1", "ftp://me:pw@host/v1", "http://"])
+def test_a_remote_url_must_be_http_and_is_not_echoed(url: str) -> None:
+    with pytest.raises(ConfigError, match="invalid value for `llm.remote.base_url`.*expected an http:// or https:// URL") as err:
+        load_settings(None, {"MONOLITH_LLM__REMOTE__BASE_URL": url})
+    assert "(got" not in str(err.value)  # a URL may carry a password
+
+
+def test_a_password_in_the_url_and_an_api_key_are_one_credential_too_many() -> None:
+    env = {"MONOLITH_LLM__REMOTE__BASE_URL": "http://me:pw@host/v1", "MONOLITH_LLM__REMOTE__API_KEY": "sk-sekrit"}
+    with pytest.raises(ConfigError, match="one Authorization header") as err:
+        load_settings(None, env)
+    assert "sk-sekrit" not in str(err.value) and "pw" not in str(err.value).replace("pw@", "")
+
+
+def test_redact_url_keeps_scheme_host_port_and_path_only() -> None:
+    from monolith.config import redact_url
+
+    assert redact_url("http://me:pw@host:8000/v1/?key=k#x") == "http://host:8000/v1"
+    assert redact_url("https://[::1]/v1") == "https://[::1]/v1"

@@ -83,15 +83,21 @@ def _redacted(body: dict[str, Any]) -> dict[str, Any]:
     """What an unauthenticated probe sees when keys are configured: states and counts, no
     paths, errors or swap history."""
     out = dict(body)
-    out["providers"] = {name: {k: v for k, v in p.items() if k not in SECRET_FIELDS}
+    out["providers"] = {name: {k: _anonymous(k, v) for k, v in p.items() if k not in SECRET_FIELDS}
                         for name, p in body["providers"].items()}
     if "failures" in body:
         out["failures"] = [f.split(":", 1)[0] for f in body["failures"]]
     out["warnings"] = [f"{len(body['warnings'])} warning(s): send an API key or the admin token to read them"] \
         if body["warnings"] else []
     if isinstance(body.get("rag"), dict):
-        out["rag"] = {k: v for k, v in body["rag"].items() if k not in ("index_path", "store_path", "error")}
+        out["rag"] = {k: v for k, v in body["rag"].items()
+                      if k not in ("index_path", "store_path", "database", "schema", "error")}
     return out
+
+
+def _anonymous(key: str, value: Any) -> Any:
+    # a remote server's address is the operator's; the field keeps its place
+    return "remote" if key == "endpoint" and value != "in-process" else value
 
 
 async def prometheus(request: Request) -> Response:

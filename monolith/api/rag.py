@@ -1,4 +1,5 @@
-"""`POST /v1/rag/search` (passages for a query) and `POST /v1/rag/reload` (pick up a new ingest)."""
+"""`POST /v1/rag/search` (passages for a query) and `POST /v1/rag/reload` (pick up a new ingest;
+with the pgvector backend, searches read the database live and reload only re-reads its status)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from monolith.api.auth import require_admin
 from monolith.api.cancellation import with_cancellation
 from monolith.api.requests import read_json
 from monolith.errors import Unavailable
-from monolith.rag.service import RagService
+from monolith.rag.service import RagBackend
 
 
 class SearchRequest(BaseModel):
@@ -21,8 +22,8 @@ class SearchRequest(BaseModel):
     min_score: float | None = None
 
 
-def rag_service(request: Request) -> RagService:
-    rag: RagService | None = request.app.state.rag
+def rag_service(request: Request) -> RagBackend:
+    rag: RagBackend | None = request.app.state.rag
     if rag is None:
         raise Unavailable("RAG is disabled in this server's config ([rag] enabled = false)", code="rag_disabled")
     return rag

@@ -9,7 +9,7 @@ import numpy as np
 
 from monolith.config import MockSTTConfig, STTConfig
 from monolith.providers.base import Capabilities
-from monolith.providers.stt import STTEvent, STTProvider, STTStream
+from monolith.providers.stt import Segment, STTEvent, STTProvider, STTStream
 from monolith.turn_end import EndOfTurn
 
 FRAME_MS = 20.0
@@ -202,11 +202,24 @@ class MockSTT(STTProvider):
         return stream
 
     async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
+        return "".join([s.text async for s in self.transcribe_segments(samples, sample_rate)])
+
+    async def transcribe_segments(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[Segment]:
+        """The placeholder transcript once, from the first voiced frame to the last, its
+        characters spread evenly over that time (so word timestamps have something to show)."""
         await asyncio.sleep(self.settings.mock.decode_delay_ms / 1000)
         frame = max(int(sample_rate * FRAME_MS / 1000), 1)
         usable = samples[: samples.size - samples.size % frame].reshape(-1, frame)
-        voiced = np.sqrt(np.mean(np.square(usable), axis=1)) >= self.settings.mock.energy_threshold if usable.size else []
-        return self.settings.mock.transcript if np.any(voiced) else ""
+        voiced = np.flatnonzero(np.sqrt(np.mean(np.square(usable), axis=1)) >= self.settings.mock.energy_threshold) \
+            if usable.size else np.zeros(0, dtype=np.int64)
+        text = self.settings.mock.transcript
+        if not voiced.size or not text:
+            return
+        start, end = float(voiced[0]) * FRAME_MS / 1000, float(voiced[-1] + 1) * FRAME_MS / 1000
+        tokens = tuple(text)
+        step = (end - start) / len(tokens)
+        yield Segment(text, round(start, 3), round(end, 3), tokens=tokens,
+                      token_starts=tuple(round(start + i * step, 3) for i in range(len(tokens))), speech_s=end - start)
 
     def live_streams(self) -> int:
         return len(self.streams)

@@ -28,6 +28,23 @@ class STTEvent:
     audio_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One utterance of a whole-file transcription, with what the recognizer knows about it.
+
+    Times are seconds from the start of the file. The per-token tuples are empty when the model
+    does not give them; when present they have one entry per token."""
+
+    text: str
+    start_s: float
+    end_s: float
+    tokens: tuple[str, ...] = ()  # the recognizer's own token strings
+    token_ids: tuple[int, ...] = ()  # their ids in the model's vocabulary (tokens.txt)
+    token_starts: tuple[float, ...] = ()  # when each token was emitted
+    logprobs: tuple[float, ...] = ()  # each token's log-probability
+    speech_s: float | None = None  # how much of the segment the VAD heard as speech; None: not measured
+
+
 class STTStream(ABC):
     """One live stream. `feed` never blocks the loop; events arrive on `events()`."""
 
@@ -65,6 +82,13 @@ class STTProvider(Provider):
         text = await self.transcribe(samples, sample_rate)
         if text:
             yield text
+
+    async def transcribe_segments(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[Segment]:
+        """Whole-file recognition as segments (verbose_json). Engines that know where utterances
+        are say so; this default is one segment over the whole file."""
+        text = await self.transcribe(samples, sample_rate)
+        if text:
+            yield Segment(text, 0.0, samples.size / sample_rate)
 
     def live_streams(self) -> int:
         return 0

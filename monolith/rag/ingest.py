@@ -12,6 +12,12 @@ A crash before step 5 leaves the previous index and store untouched (the tempora
 cleaned up by the next run). A crash between the two renames leaves a new index beside the old
 store; the store's recorded hash shows the mismatch and the loader rebuilds the index from the
 store's vectors, so the previous content still serves.
+
+With the pgvector backend (a `PgTarget`) the same steps run inside one PostgreSQL transaction:
+the comparison reads the database, changed and removed files' rows are deleted and new ones
+inserted (the HNSW index follows), and the meta is written; the commit publishes the whole run
+at once. Anything that stops it before the commit, a kill included, leaves the previous content
+as it was, and servers reading the database see either all of the run or none of it.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from monolith.rag import documents, index
 from monolith.rag.embedder import Embedder
 from monolith.rag.index import IndexParams
+from monolith.rag.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from monolith.rag.postgres import PgTarget, PgUnavailable, PgWriter
 from monolith.rag.splitting import split_text
 from monolith.rag.store import SCHEMA_VERSION, ChunkStore, StoreError, copy_store
 
@@ -98,7 +107,7 @@ def index_matches_store(index_path: Path, meta: dict[str, str]) -> bool:
 
 async def ingest(
     source: Path,
-    target: IngestTarget,
+    target: IngestTarget | PgTarget,
     embedder: Embedder,
     *,
     rebuild: bool = False,
@@ -106,9 +115,13 @@ async def ingest(
 ) -> IngestSummary:
     """Bring the index and store at `target` up to date with `source`. See the module doc.
 
-    File, SQLite and FAISS work runs in a worker thread; only the embedding calls are awaited
+    File, database and FAISS work runs in a worker thread; only the embedding calls are awaited
     here, so the same code can run inside the server's event loop."""
-    job = _Job(source, target, embedder.identity, embedder.dimension, rebuild)
+    job: _Job | _PgJob
+    if isinstance(target, PgTarget):
+        job = _PgJob(source, target, embedder.identity, embedder.dimension, rebuild)
+    else:
+        job = _Job(source, target, embedder.identity, embedder.dimension, rebuild)
     try:
         to_embed = await asyncio.to_thread(job.prepare)
         if to_embed is None:
@@ -235,6 +248,106 @@ class _Job:
         return self.summary
 
 
+class _PgJob:
+    """The same steps against PostgreSQL, all inside the writer's one transaction."""
+
+    def __init__(self, source: Path, target: PgTarget, identity: str, dimension: int, rebuild: bool) -> None:
+        self.source, self.target = source, target
+        self.identity, self.dimension, self.rebuild = identity, dimension, rebuild
+        self.summary = IngestSummary()
+        self.started = time.perf_counter()
+        self.writer = PgWriter(target)
+
+    def prepare(self) -> list[documents.Document] | None:
+        """Connect and lock, check the model, compare the folder; None when nothing changed."""
+        if not self.source.is_dir():
+            raise IngestError(f"source folder {self.source} does not exist")
+        with _refused():
+            self.writer.open()
+            meta = self.writer.meta()
+        version = meta.get("schema_version")
+        if version not in (None, PG_SCHEMA_VERSION):
+            raise IngestError(f"{self.target.describe()} has schema version {version}; this monolith writes "
+                              f"{PG_SCHEMA_VERSION}")
+        built_with = meta.get("embedding")
+        if built_with is not None and built_with != self.identity and not self.rebuild:
+            raise IngestError(
+                f"the index in {self.target.describe()} was built with {built_with}, but the configured embedding "
+                f"model is {self.identity}; vectors from different models cannot be mixed: pass --rebuild "
+                "to re-embed everything"
+            )
+        chunking = (str(self.target.chunk_size), str(self.target.chunk_overlap))
+        if not self.rebuild and (meta.get("chunk_size"), meta.get("chunk_overlap")) not in (chunking, (None, None)):
+            self.summary.notes.append("chunk_size/chunk_overlap changed since the last ingest: re-chunking every file")
+            self.rebuild = True
+        with _refused():
+            self.writer.prepare_chunks(self.dimension, clear=self.rebuild)
+            to_embed = _compare(self.source, self.writer, self.summary)
+            if not (self.summary.added or self.summary.changed or self.summary.removed or self.rebuild):
+                same_index = self.writer.index_params() == (self.target.hnsw_m, self.target.hnsw_ef_construction)
+                if built_with is not None and same_index:
+                    self.summary.documents_total, self.summary.chunks_total = self.writer.counts()
+                    return None
+        return to_embed
+
+    def put(self, doc: documents.Document, chunks: list[str], vectors: np.ndarray) -> None:
+        with _refused():
+            self.writer.remove_document(doc.source)
+            self.writer.put_document(doc.source, doc.sha256, doc.size, len(chunks), _now())
+            if chunks:
+                hashes = [documents.file_hash(c.encode()) for c in chunks]
+                self.writer.add_chunks(doc.source, chunks, hashes, vectors)
+        self.summary.chunks_embedded += len(chunks)
+
+    def commit(self) -> None:
+        """Index, counts and meta, then the one commit that publishes the whole run."""
+        with _refused():
+            if self.writer.ensure_index(self.target.hnsw_m, self.target.hnsw_ef_construction):
+                self.summary.notes.append("hnsw_m/hnsw_ef_construction changed since the last ingest: rebuilt the HNSW index")
+            self.summary.documents_total, self.summary.chunks_total = self.writer.counts()
+            self.writer.set_meta({
+                "schema_version": PG_SCHEMA_VERSION,
+                "embedding": self.identity,
+                "dimension": str(self.dimension),
+                "index_type": "hnsw",
+                "hnsw_m": str(self.target.hnsw_m),
+                "hnsw_ef_construction": str(self.target.hnsw_ef_construction),
+                "build_id": uuid.uuid4().hex,
+                "built_at": _now(),
+                "source": str(self.source.resolve()),
+                "chunk_size": str(self.target.chunk_size),
+                "chunk_overlap": str(self.target.chunk_overlap),
+                "documents": str(self.summary.documents_total),
+                "chunks": str(self.summary.chunks_total),
+            })
+            self.writer.commit()
+
+    def cleanup(self) -> None:
+        self.writer.close()  # rolls back anything not committed
+
+    def finish(self, *, written: bool) -> IngestSummary:
+        self.summary.written = written
+        self.summary.seconds = time.perf_counter() - self.started
+        return self.summary
+
+
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """A database error ends the ingest; the transaction rolls back, so nothing was changed."""
+    try:
+        yield
+    except PgUnavailable as exc:
+        raise IngestError(f"{exc}; nothing was changed") from None
+
+
+class _Documents(Protocol):
+    """What the folder comparison needs from a store: the SQLite store and PgWriter both fit."""
+
+    def document_hashes(self) -> dict[str, str]: ...
+
+    def remove_document(self, path: str) -> int: ...
+
+
 @contextlib.contextmanager
 def _exclusive(store_path: Path) -> Iterator[None]:
     """One ingest per store at a time: a second one would clean up the first one's files."""
@@ -267,7 +380,7 @@ def _old_meta(store_path: Path, identity: str) -> dict[str, str]:
     return meta
 
 
-def _compare(source: Path, store: ChunkStore, summary: IngestSummary) -> list[documents.Document]:
+def _compare(source: Path, store: _Documents, summary: IngestSummary) -> list[documents.Document]:
     """Sort the folder's files into the summary; return the documents to (re-)embed."""
     to_embed: list[documents.Document] = []
     known = store.document_hashes()

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -38,6 +38,43 @@ class RagLoadError(Exception):
     def __init__(self, message: str, *, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class RagBackend(Protocol):
+    """What the API and the voice sessions use, whichever backend serves: `RagService` (FAISS
+    files, reloaded) or `PgVectorRag` (PostgreSQL, read live)."""
+
+    async def start(self) -> None: ...
+
+    async def reload(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+    async def search(self, query: str, *, top_k: int | None = None, min_score: float | None = None) -> list[Passage]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def warnings(self) -> list[str]: ...
+
+
+def check_query(config: RAGConfig, query: str, top_k: int | None, min_score: float | None) -> tuple[int, float]:
+    """(k, score floor) for a search, or InvalidRequest."""
+    if not query.strip():
+        raise InvalidRequest("query is empty", code="empty_query", param="query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters", param="query")
+    k = config.top_k if top_k is None else top_k
+    if not 1 <= k <= 100:
+        raise InvalidRequest("top_k must be between 1 and 100", param="top_k")
+    return k, config.min_score if min_score is None else min_score
+
+
+def model_mismatch(built_with: str, made_by: str) -> Unavailable:
+    return Unavailable(
+        f"the RAG index was built with {built_with}, but embeddings now come from {made_by}; "
+        "fix the embedding provider or rebuild: scripts/ingest.py --rebuild",
+        code="rag_model_mismatch",
+    )
 
 
 def index_params(config: RAGConfig) -> IndexParams:
@@ -222,14 +259,7 @@ class RagService:
     # --- search ----------------------------------------------------------------------------
 
     async def search(self, query: str, *, top_k: int | None = None, min_score: float | None = None) -> list[Passage]:
-        if not query.strip():
-            raise InvalidRequest("query is empty", code="empty_query", param="query")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters", param="query")
-        k = self.config.top_k if top_k is None else top_k
-        if not 1 <= k <= 100:
-            raise InvalidRequest("top_k must be between 1 and 100", param="top_k")
-        floor = self.config.min_score if min_score is None else min_score
+        k, floor = check_query(self.config, query, top_k, min_score)
         generation = self.current
         if generation is None:
             raise Unavailable(f"RAG index not loaded: {self.error or 'still loading'}", code="rag_unavailable")
@@ -238,11 +268,7 @@ class RagService:
             vectors, made_by = await self.embedder.embed_with_identity([query], kind="query")
             built_with = generation.meta["embedding"]
             if made_by != built_with:
-                raise Unavailable(
-                    f"the RAG index was built with {built_with}, but embeddings now come from {made_by}; "
-                    "fix the embedding provider or rebuild: scripts/ingest.py --rebuild",
-                    code="rag_model_mismatch",
-                )
+                raise model_mismatch(built_with, made_by)
             return await asyncio.to_thread(generation.lookup, vectors[0], k, floor)
         finally:
             generation.searches -= 1
@@ -256,6 +282,7 @@ class RagService:
         meta = gen.meta if gen is not None else {}
         return {
             "enabled": True,
+            "backend": "faiss",
             "loaded": gen is not None,
             "state": self.state,
             "index_path": str(self.index_path),

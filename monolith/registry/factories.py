@@ -14,7 +14,7 @@ from monolith.providers.mock_tts import MockTTS
 
 # provider section -> backend name -> "module:Class" (imported only when that backend loads)
 REAL_BACKENDS: dict[str, dict[str, str]] = {
-    "llm": {"vllm": "monolith.providers.vllm_llm:VLLMProvider"},
+    "llm": {"vllm": "monolith.providers.vllm_llm:VLLMProvider", "remote": "monolith.providers.remote_llm:RemoteLLM"},
     "stt": {"sherpa-onnx": "monolith.providers.sherpa_stt:SherpaSTT"},
     "tts": {"fish-speech": "monolith.providers.fish_tts:FishTTS", "sherpa-onnx": "monolith.providers.sherpa_tts:SherpaTTS"},
     "embedding": {"sentence-transformers": "monolith.providers.st_embedding:STEmbedding"},
@@ -22,9 +22,12 @@ REAL_BACKENDS: dict[str, dict[str, str]] = {
 
 
 def served_id(settings: Settings, name: str) -> str:
-    """The id clients use for this provider's model: a configured name, else the folder name."""
+    """The id clients use for this provider's model: a configured name (for a remote LLM, the one the
+    server knows it by, unless served_model_name says otherwise), else the folder name."""
     if name == "llm" and settings.llm.served_model_name:
         return settings.llm.served_model_name
+    if name == "llm" and settings.llm.is_remote and settings.llm.remote.model:
+        return settings.llm.remote.model
     model: str = getattr(settings, name).model
     return Path(model.rstrip("/")).name or name
 
@@ -56,8 +59,9 @@ def build_real(
     """Construct (not load) the real provider; `model_path` overrides the configured one (swaps)."""
     cls = backend_class(name, backend)
     section = getattr(settings, name)
-    path = settings.resolve(model_path or section.model)
-    spec = EngineSpec(model_path=str(path), model_id=served_id(settings, name), runner=runner, devices=devices,
+    # a remote engine has no weights here
+    path = "" if backend == "remote" else str(settings.resolve(model_path or section.model))
+    spec = EngineSpec(model_path=path, model_id=served_id(settings, name), runner=runner, devices=devices,
                       settings=settings)
     provider: Provider = cls(section, spec)  # type: ignore[call-arg,arg-type]  # real backends take (section, spec)
     return provider

@@ -14,7 +14,7 @@ from monolith.providers.base import Provider
 from monolith.providers.tts import TTSProvider
 from monolith.registry import factories
 from monolith.registry.facades import EmbeddingFacade, LLMFacade, STTFacade, TTSFacade
-from monolith.registry.slot import Slot
+from monolith.registry.slot import Slot, SwapRefused
 from monolith.registry.weights import missing_files
 from monolith.scheduler.executors import ExecutorPool
 from monolith.scheduler.placement import Plan
@@ -53,6 +53,7 @@ class Registry:
                 build=self._builder(name, overrides.get(name)),
                 build_mock=functools.partial(factories.build_mock, settings, name),
                 served_id=factories.served_id(settings, name),
+                aliases=tuple(a for a in getattr(settings, name).model_aliases if a != factories.served_id(settings, name)),
                 first_output_timeout_s=getattr(settings, name).first_output_timeout_s,
                 output_gap_timeout_s=getattr(settings, name).output_gap_timeout_s,
                 restart_after_failures=settings.server.restart_after_failures,
@@ -86,6 +87,9 @@ class Registry:
         """Swap `name` to the model at `path` (relative paths: from the config's folder)."""
         slot = self.slots[name]
         assignment = self.plan.assignments[name]
+        if assignment.is_remote:
+            raise SwapRefused(f"{name} is served by {assignment.endpoint} ({name}.backend = \"remote\"): "
+                              "change the model on that server")
         target = str(self.settings.resolve(path))
         if unload_first is None:
             # Two copies of a GPU LLM rarely fit; everything else loads beside the old model.

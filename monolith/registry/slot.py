@@ -41,6 +41,7 @@ class Slot:
         build: Builder,
         build_mock: Builder,
         served_id: str,
+        aliases: tuple[str, ...] = (),
         first_output_timeout_s: float = 60.0,
         output_gap_timeout_s: float = 30.0,
         restart_after_failures: int = 5,
@@ -59,6 +60,7 @@ class Slot:
         self.build = build
         self.build_mock = build_mock
         self.served_id = served_id
+        self.aliases = aliases  # other names clients may use for served_id (OpenAI's defaults)
         self.state: SlotState = "idle"
         self.primary: Provider | None = None
         self.mock: Provider | None = None
@@ -90,7 +92,11 @@ class Slot:
             log.error("%s: %s FAILED to load on %s: %s; %s", self.name, self.assignment.backend,
                       self.assignment.describe(), self.last_error, instead, exc_info=exc,
                       extra={"provider": self.name, "backend": self.assignment.backend})
-            if self.can_fallback:
+            if self.assignment.is_remote:
+                # A server that is not up yet (or is away) comes back by itself: keep trying, with
+                # the mock in its place meanwhile (fallback = "mock"), as after a restart.
+                self.restart(f"failed to load ({self.last_error})")
+            elif self.can_fallback:
                 await self._serve_mock_after_failure(f"failed to load ({self.last_error})")
             else:
                 self.state = "failed"
@@ -289,13 +295,19 @@ class Slot:
             return
         self.failures_in_a_row += 1
         if provider.is_fatal(exc):
-            self.restart(f"died ({type(exc).__name__}: {exc})")
+            gone = "became unreachable" if self.assignment.is_remote else "died"
+            self.restart(f"{gone} ({type(exc).__name__}: {exc})")
         elif self.failures_in_a_row >= self.restart_after_failures:
             self.restart(f"failed {self.failures_in_a_row} calls in a row (last: {type(exc).__name__}: {exc})")
 
+    @property
+    def _restarting(self) -> str:
+        return "reconnecting" if self.assignment.is_remote else "restarting"
+
     def restart(self, reason: str) -> None:
         """Take the engine out (its mock stands in, if allowed), then start a new one, backing off
-        between attempts, until one loads. /ready answers 503 meanwhile."""
+        between attempts, until one loads. /ready answers 503 meanwhile. For a remote server a
+        new one is a new connection: the server is asked again until it answers."""
         if self._restart_task is not None and not self._restart_task.done():
             return
         self._restart_task = asyncio.create_task(self._restart(reason), name=f"restart-{self.name}")
@@ -303,11 +315,12 @@ class Slot:
     async def _restart(self, reason: str) -> None:
         old = self.primary
         self.state = "restarting"
-        self.failure = f"{self.assignment.backend} {reason}; restarting"
+        self.failure = f"{self.assignment.backend} {reason}; {self._restarting}"
         self.last_error = reason
         self.restarts += 1
         metrics.PROVIDER_RESTARTS.labels(self.name).inc()
-        log.error("%s: %s %s; restarting it", self.name, self.assignment.backend, reason, extra={"provider": self.name})
+        log.error("%s: %s %s; %s", self.name, self.assignment.backend, reason, self._restarting,
+                  extra={"provider": self.name})
         self.primary = await self.ensure_mock() if self.can_fallback else None
         if self.primary is not None:
             self.record_fallback(f"{self.assignment.backend} {reason}")
@@ -323,13 +336,14 @@ class Slot:
                 new = await self._start(self.build)
                 break
             except Exception as exc:
-                self.last_error = f"restart failed: {type(exc).__name__}: {exc}"
-                log.error("%s: restart failed (%s); next try in %.0f s", self.name, self.last_error, delay)
+                self.last_error = f"{self._restarting} failed: {type(exc).__name__}: {exc}"
+                log.error("%s: %s; next try in %g s", self.name, self.last_error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.restart_backoff_max_s)
         self.primary, self.state, self.failure, self.failures_in_a_row = new, "loaded", None, 0
         self.loaded_at = time.time()
-        log.info("%s: %s restarted and serving again", self.name, new.backend, extra={"provider": self.name})
+        log.info("%s: %s %s and serving again", self.name, new.backend,
+                 "reconnected" if self.assignment.is_remote else "restarted", extra={"provider": self.name})
         self._publish()
 
     async def ensure_mock(self) -> Provider:
@@ -386,7 +400,7 @@ class Slot:
         return {
             "provider": self.serving_backend,
             "configured_provider": self.assignment.backend,
-            "endpoint": "in-process",
+            "endpoint": self.assignment.endpoint or "in-process",  # a remote server's URL, without credentials
             "placement": self.assignment.describe(),
             "is_mock": self.is_mock,
             "serving": self.serving,

@@ -26,6 +26,9 @@ def check_weights(settings: Settings, plan: Plan) -> tuple[list[str], list[str]]
         if assignment.is_mock:
             lines.append(f"{name}: mock, no weights needed")
             continue
+        if assignment.is_remote:
+            lines.append(f"{name}: served by {assignment.endpoint}, no weights needed here (--check does not call it)")
+            continue
         section = getattr(settings, name)
         folder = settings.resolve(section.model)
         missing = missing_files(name, assignment.backend, folder)

@@ -154,10 +154,15 @@ class Assignment:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
+    endpoint: str = ""  # a provider served by another server: its URL (no credentials); no device here
 
     @property
     def is_mock(self) -> bool:
         return self.backend == "mock"
+
+    @property
+    def is_remote(self) -> bool:
+        return bool(self.endpoint)
 
     @property
     def on_gpu(self) -> bool:
@@ -165,6 +170,8 @@ class Assignment:
 
     @property
     def device_label(self) -> str:
+        if self.endpoint:
+            return self.endpoint
         if not self.devices:
             return "cpu"
         return "cuda:" + ",".join(str(d) for d in self.devices)
@@ -191,7 +198,7 @@ class Plan:
     def table(self) -> str:
         rows = [("provider", "backend", "devices", "executor")]
         for a in self.assignments.values():
-            rows.append((a.provider, a.backend, a.describe(), a.executor_key))
+            rows.append((a.provider, a.backend, a.describe(), "-" if a.is_remote else a.executor_key))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         gpus = ", ".join(
@@ -225,6 +232,10 @@ def build_plan(settings: Settings, inventory: Inventory) -> Plan:
         if backend == "mock":
             # Mocks never touch a GPU; their configured devices are irrelevant.
             assignments[name] = Assignment(name, backend, ())
+            continue
+        if name == "llm" and settings.llm.is_remote:
+            # Another server runs the model: no GPU, layout or weights here.
+            assignments[name] = Assignment(name, "remote", (), endpoint=settings.llm.remote.endpoint)
             continue
         if name == "stt" and settings.stt.onnx_provider == "cpu":
             devices = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,3 +76,23 @@ class CountingEmbedder:
     async def embed_with_identity(self, texts: Sequence[str], *, kind: TextKind) -> tuple[np.ndarray, str]:
         self.texts.extend(texts)
         return await self.inner.embed_with_identity(texts, kind=kind)
+
+
+# --- the pgvector backend ---------------------------------------------------------------------
+
+
+def pg_settings(tiny_root: Path, dsn: str, env: dict[str, str] | None = None) -> Settings:
+    """The tiny config with `[rag] backend = "pgvector"` on `dsn`, set as an operator would: by env."""
+    return load_tiny(tiny_root, {"MONOLITH_RAG__BACKEND": '"pgvector"', "MONOLITH_RAG__DSN": dsn, **(env or {})})
+
+
+def pg_rows(dsn: str) -> dict[str, Any]:
+    """Everything the backend keeps in the database: meta, documents, and chunks by id."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return {
+            "meta": dict(conn.execute("SELECT key, value FROM monolith_rag.meta").fetchall()),
+            "documents": conn.execute("SELECT path, sha256, chunks FROM monolith_rag.documents ORDER BY path").fetchall(),
+            "chunks": conn.execute("SELECT id, path, position, text FROM monolith_rag.chunks ORDER BY id").fetchall(),
+        }

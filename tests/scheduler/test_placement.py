@@ -225,3 +225,29 @@ def test_a_plan_on_visible_gpus_names_cuda_numbers() -> None:
     assert "3:H100 (physical 7)" in plan.table()
     with pytest.raises(PlacementError, match=r"tts: GPU \[7\] does not exist \(this machine has GPUs \[0, 1, 2, 3\]\)"):
         build_plan(real(), Inventory(gpus, source="nvml"))
+
+
+REMOTE = {"MONOLITH_LLM__BACKEND": '"remote"', "MONOLITH_LLM__REMOTE__BASE_URL": '"http://vllm-router:8000/v1"'}
+
+
+def test_a_remote_llm_takes_no_gpu_and_its_layout_is_not_checked() -> None:
+    # tensor parallel 6 would be refused for gpt-oss, and GPUs 0-5 are not here: neither matters
+    env = {**REMOTE, "MONOLITH_LLM__TENSOR_PARALLEL_SIZE": "6", "MONOLITH_LLM__DEVICES": "[0, 1, 2, 3, 4, 5]"}
+    env |= {f"MONOLITH_{n}__DEVICES": '"cpu"' for n in ("STT", "TTS", "EMBEDDING")}
+    plan = build_plan(real(env), Inventory())
+    llm = plan.assignments["llm"]
+    assert (llm.backend, llm.devices, llm.is_remote, llm.describe()) == ("remote", (), True, "http://vllm-router:8000/v1")
+    row = next(line for line in plan.table().splitlines() if line.startswith("llm"))
+    assert row.split() == ["llm", "remote", "http://vllm-router:8000/v1", "-"]
+    assert plan.warnings == []
+
+
+def test_a_remote_llm_leaves_its_old_gpus_to_the_others() -> None:
+    plan = build_plan(real({**REMOTE, "MONOLITH_TTS__DEVICES": "[0]"}), Inventory.fake(8))  # no allow_shared needed
+    assert plan.assignments["tts"].devices == (0,) and plan.assignments["llm"].devices == ()
+
+
+def test_cpu_mock_or_a_mock_provider_overrides_a_remote_backend() -> None:
+    assert build_plan(make_settings(REMOTE, cpu_mock=True), Inventory()).assignments["llm"].is_mock
+    plan = build_plan(real({**REMOTE, "MONOLITH_LLM__PROVIDER": '"mock"'}), Inventory.fake(8))
+    assert plan.assignments["llm"].is_mock and not plan.assignments["llm"].is_remote

@@ -22,8 +22,9 @@ import numpy as np
 
 from monolith import metrics
 from monolith.config import STTConfig
+from monolith.providers.sherpa_stt.segments import Speech, segment_of
 from monolith.providers.sherpa_stt.vad import RATE, StreamVad, VadEvent, VadPool
-from monolith.providers.stt import STTEvent, STTEventKind
+from monolith.providers.stt import Segment, STTEvent, STTEventKind
 from monolith.turn_end import EndOfTurn
 
 # Zeros fed after a client's commit so a streaming model's last chunk (decode_chunk_len plus
@@ -81,6 +82,7 @@ class Engine:
     recognizer: Any
     config: STTConfig
     vad_model: Path
+    symbols: dict[str, int] = field(default_factory=dict)  # tokens.txt: symbol -> id
     batches: int = 0
     decoded_streams: int = 0
     decode_seconds: float = 0.0  # inside the recognizer's decode calls (VAD and features not counted)
@@ -117,8 +119,8 @@ class Engine:
 
 
 class Transcription:
-    def advance(self) -> list[str] | None:
-        """Decode the next piece; the utterance texts it completed, or None when all is done."""
+    def advance(self) -> list[Segment] | None:
+        """Decode the next piece; the utterances it completed, or None when all is done."""
         raise NotImplementedError
 
 
@@ -237,29 +239,45 @@ class _OnlineTranscription(Transcription):
     def __init__(self, engine: OnlineEngine, samples: np.ndarray) -> None:
         self.engine = engine
         self.stream = engine.recognizer.create_stream()
+        self.duration_s = samples.size / RATE
         self.audio = np.concatenate([samples, np.zeros(int(FLUSH_PADDING_S * RATE), dtype=np.float32)])
         self.offset = 0
         self.done = False
+        # The VAD listens along (a piece at a time, like the recognizer) to say where the speech is.
+        self.vad = engine.vads.take()
+        self.speech = Speech()
+        self.since_s = 0.0  # where the current utterance's audio began
 
-    def advance(self) -> list[str] | None:
+    def _segment(self, now_s: float) -> Segment | None:
+        result = self.engine.recognizer.get_result_all(self.stream)
+        window = (self.since_s, min(now_s, self.duration_s))
+        self.since_s = window[1]
+        return segment_of(result, offset_s=float(result.start_time), window=window, symbols=self.engine.symbols,
+                          speech=self.speech)
+
+    def advance(self) -> list[Segment] | None:
         if self.done:
             return None
-        rec, texts = self.engine.recognizer, []
+        rec, found = self.engine.recognizer, []
         end = min(self.audio.size, self.offset + int(self.PIECE_S * RATE))
         step = int(self.STEP_S * RATE)
         for i in range(self.offset, end, step):
-            self.stream.accept_waveform(RATE, self.audio[i : min(i + step, end)])
+            piece = self.audio[i : min(i + step, end)]
+            for ev in self.vad.accept(piece):
+                self.speech.add(ev.kind, ev.audio_ms / 1000)
+            self.stream.accept_waveform(RATE, piece)
             self.engine._decode_ready([self.stream])
             if rec.is_endpoint(self.stream):
-                texts.append(rec.get_result(self.stream).strip())
+                found.append(self._segment((i + piece.size) / RATE))
                 rec.reset(self.stream)
         self.offset = end
         if end >= self.audio.size:
             self.stream.input_finished()
             self.engine._decode_ready([self.stream])
-            texts.append(rec.get_result(self.stream).strip())
+            found.append(self._segment(self.audio.size / RATE))
+            self.engine.vads.give_back(self.vad)
             self.done = True
-        return [t for t in texts if t]
+        return [s for s in found if s is not None]
 
 
 class OfflineEngine(Engine):
@@ -267,6 +285,10 @@ class OfflineEngine(Engine):
         return StreamState(Resampler(sample_rate), self.vads.take(end_of_turn))
 
     def _decode(self, segments: list[np.ndarray]) -> list[str]:
+        return [r.text.strip() for r in self._results(segments)]
+
+    def _results(self, segments: list[np.ndarray]) -> list[Any]:
+        """One batched decode; sherpa-onnx's result object per segment."""
         if not segments:
             return []
         rec = self.recognizer
@@ -278,7 +300,7 @@ class OfflineEngine(Engine):
         started = time.perf_counter()
         rec.decode_streams(streams)
         self._counted(len(streams), started)
-        return [s.result.text.strip() for s in streams]
+        return [s.result for s in streams]
 
     def step(self, batch: Sequence[tuple[StreamState, np.ndarray]]) -> list[list[STTEvent]]:
         interval = int(self.config.offline_partial_interval_ms * RATE / 1000)
@@ -359,18 +381,27 @@ class _OfflineTranscription(Transcription):
     def __init__(self, engine: OfflineEngine, samples: np.ndarray) -> None:
         self.engine = engine
         self.samples = samples
-        self.segments: list[np.ndarray] | None = None
+        self.segments: list[tuple[float, np.ndarray]] | None = None  # (start in seconds, audio)
 
-    def advance(self) -> list[str] | None:
+    def advance(self) -> list[Segment] | None:
         if self.segments is None:  # the VAD pass is fast (seconds of audio per ms)
             vad = self.engine.vads.take()
-            found = [ev.segment for ev in vad.accept(self.samples) if ev.kind == "stopped" and ev.segment is not None]
+            found = [ev for ev in vad.accept(self.samples) if ev.kind == "stopped"]
             tail = vad.finish()
             self.engine.vads.give_back(vad)
-            if tail is not None and tail.segment is not None:
-                found.append(tail.segment)
-            self.segments = [s for s in found if s.size]
+            if tail is not None:
+                found.append(tail)
+            self.segments = [(ev.audio_ms / 1000 - ev.segment.size / RATE, ev.segment) for ev in found
+                             if ev.segment is not None and ev.segment.size]
         if not self.segments:
             return None
         batch, self.segments = self.segments[: self.SEGMENTS_PER_CALL], self.segments[self.SEGMENTS_PER_CALL :]
-        return [t for t in self.engine._decode(batch) if t]
+        results = self.engine._results([audio for _, audio in batch])
+        out = []
+        for (start, audio), result in zip(batch, results, strict=True):
+            window = (max(0.0, start), start + audio.size / RATE)
+            found_segment = segment_of(result, offset_s=window[0], window=window, symbols=self.engine.symbols,
+                                       speech=Speech([window]))
+            if found_segment is not None:
+                out.append(found_segment)
+        return out

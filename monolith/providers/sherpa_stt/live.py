@@ -15,7 +15,7 @@ import numpy as np
 
 from monolith.providers.base import BlockingRunner
 from monolith.providers.sherpa_stt.engines import Engine, StreamState
-from monolith.providers.stt import STTEvent, STTStream
+from monolith.providers.stt import Segment, STTEvent, STTStream
 from monolith.turn_end import EndOfTurn
 
 log = logging.getLogger(__name__)
@@ -111,18 +111,18 @@ class DecodeLoop:
             events = await self.runner.run(self.engine.flush, stream.state)
         stream.deliver(events)
 
-    async def transcribe(self, samples: np.ndarray) -> AsyncIterator[str]:
-        """Whole audio (16 kHz) -> utterance texts as they are decoded, a piece per executor
-        call, taking turns with the live streams so a long file never stalls them."""
+    async def transcribe(self, samples: np.ndarray) -> AsyncIterator[Segment]:
+        """Whole audio (16 kHz) -> utterances as they are decoded, a piece per executor call,
+        taking turns with the live streams so a long file never stalls them."""
         async with self._lock:
             job = await self.runner.run(self.engine.transcription, samples)
         while True:
             async with self._lock:
-                texts = await self.runner.run(job.advance)
-            if texts is None:
+                segments = await self.runner.run(job.advance)
+            if segments is None:
                 return
-            for text in texts:
-                yield text
+            for segment in segments:
+                yield segment
 
     async def _run(self) -> None:
         while True:
