@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from monolith.turn_end import COMPLETE_ENDINGS, INCOMPLETE_ENDINGS
+
 DeviceSpec = Literal["cpu"] | list[int]
 Fallback = Literal["mock", "none"]
 ENV_PREFIX = "MONOLITH_"
@@ -161,6 +163,9 @@ class MockSTTConfig(_Section):
     decode_delay_ms: float = Field(30.0, ge=0)
     transcript: str = "こんにちは、今日の天気を教えてください。"
     energy_threshold: float = Field(0.02, gt=0)
+    # Every n-th turn the text at a pause lacks its last words, so the final transcript differs
+    # from it (a recognizer revising its guess); 0: the text at a pause is always the final one.
+    pause_text_differs_every: int = Field(0, ge=0)
 
 
 class STTConfig(_Section):
@@ -328,6 +333,19 @@ class VoiceConfig(_Section):
     chunk_max_chars: int = Field(120, ge=2)
     first_chunk_max_chars: int = Field(40, ge=2)
     barge_in_min_speech_ms: float = Field(200.0, ge=0)
+    # Preemptive response: at a pause in the user's speech (end_of_turn_pause_ms of silence) the
+    # answer starts on the transcript so far, unheard; the end of the turn releases it when the
+    # final transcript says the same, and throws it away otherwise (or when the user goes on).
+    preemptive: bool = False
+    # The silence that ends a turn: "fixed" = [stt] vad_silence_ms after anything; "adaptive" =
+    # end_of_turn_complete_ms after a complete sentence, end_of_turn_incomplete_ms after a
+    # trailing particle, conjunction or filler (monolith/turn_end.py), the fixed silence otherwise.
+    end_of_turn: Literal["fixed", "adaptive"] = "fixed"
+    end_of_turn_pause_ms: float = Field(200.0, gt=0)
+    end_of_turn_complete_ms: float = Field(300.0, gt=0)
+    end_of_turn_incomplete_ms: float = Field(1000.0, gt=0)
+    end_of_turn_complete_endings: list[str] = Field(default_factory=lambda: list(COMPLETE_ENDINGS))
+    end_of_turn_incomplete_endings: list[str] = Field(default_factory=lambda: list(INCOMPLETE_ENDINGS))
 
 
 class PlacementConfig(_Section):

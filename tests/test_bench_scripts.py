@@ -32,6 +32,17 @@ def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
         assert run["figures"]["barge_in_ms"]["n"] == 2
 
 
+@pytest.mark.slow  # about a minute; CI runs it, `-m 'not slow'` skips it
+def test_bench_latency_compares_preemptive_off_and_on(tmp_path: Path) -> None:
+    stdout, runs = run_bench("bench_latency.py", "--preemptive", "--revise-every", "2", "--sessions", "2",
+                             "--turns", "2", out=tmp_path / "latency.json", timeout=240)
+    assert "end of speech -> first audio p50/p95: off" in stdout
+    off, on = runs[:2]
+    assert off["preemptive_turns"] == 0 and off["preemptive"]["used"] == 0
+    assert on["preemptive_turns"] == 2  # every other turn's final differs from its pause
+    assert on["preemptive"]["discarded"] >= 2 and on["figures"]["end_of_speech_to_first_audio_ms"]["n"] == 4
+
+
 @pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     stdout, figures = run_bench("bench_rag.py", "--sizes", "300", "--queries", "5", "--ingest-chunks", "20",

@@ -10,8 +10,13 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from monolith.providers.base import Provider
+from monolith.turn_end import EndOfTurn
 
-STTEventKind = Literal["speech_started", "speech_stopped", "partial", "final"]
+# speech_stopped and final end a turn (after the end-of-turn silence). paused and resumed come
+# only with an EndOfTurn that has pause_ms, are for the session alone (clients never see them),
+# and fall inside a turn: paused after pause_ms of silence, with the transcript as it stands;
+# resumed when speech returns before the turn ended.
+STTEventKind = Literal["speech_started", "speech_stopped", "partial", "final", "paused", "resumed"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,7 @@ class STTEvent:
     kind: STTEventKind
     text: str = ""
     # Position in the stream's audio (ms since the stream opened) the event refers to:
-    # speech onset for speech_started, end of speech for speech_stopped and final.
+    # speech onset for speech_started and resumed, end of speech for speech_stopped, final and paused.
     audio_ms: float = 0.0
 
 
@@ -63,7 +68,10 @@ class STTProvider(Provider):
     kind: ClassVar[str] = "stt"
 
     @abstractmethod
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream: ...
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
+        """A live stream; `end_of_turn` None: the provider's fixed end-of-turn rule, no pauses."""
 
     @abstractmethod
     async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:

@@ -20,6 +20,7 @@ from monolith.providers.tts import TTSProvider
 from monolith.registry.served import note_served
 from monolith.registry.slot import Slot
 from monolith.scheduler.tts_queue import DeviceQueue
+from monolith.turn_end import EndOfTurn
 
 T = TypeVar("T")
 
@@ -218,10 +219,12 @@ class STTFacade(STTProvider):
         super().__init__(model_id=slot.served_id)
         self.slot, self.wait_s = slot, wait_s
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
         async def call(p: Provider) -> STTStream:
             assert isinstance(p, STTProvider)
-            return await p.open_stream(sample_rate=sample_rate, request_id=request_id)
+            return await p.open_stream(sample_rate=sample_rate, request_id=request_id, end_of_turn=end_of_turn)
 
         return await call_with_fallback(self.slot, self.wait_s, call)
 

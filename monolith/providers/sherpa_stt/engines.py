@@ -24,7 +24,8 @@ from monolith import metrics
 from monolith.config import STTConfig
 from monolith.providers.sherpa_stt.segments import Speech, segment_of
 from monolith.providers.sherpa_stt.vad import RATE, StreamVad, VadEvent, VadPool
-from monolith.providers.stt import Segment, STTEvent
+from monolith.providers.stt import Segment, STTEvent, STTEventKind
+from monolith.turn_end import EndOfTurn
 
 # Zeros fed after a client's commit so a streaming model's last chunk (decode_chunk_len plus
 # its right context) is complete and decoded.
@@ -62,14 +63,18 @@ class StreamState:
     last_partial_at: int = 0
     last_stop_ms: float = 0.0  # where the VAD last heard speech end
     heard_speech: bool = False  # the VAD heard speech in the current utterance
+    pause_text: tuple[int, str] | None = None  # offline: the turn's text at its pause, by audio length
 
     @property
     def position_ms(self) -> float:
         return self.samples * 1000 / RATE
 
 
+VAD_KINDS: dict[str, STTEventKind] = {"started": "speech_started", "stopped": "speech_stopped", "resumed": "resumed"}
+
+
 def _vad_event(ev: VadEvent) -> STTEvent:
-    return STTEvent("speech_started" if ev.kind == "started" else "speech_stopped", audio_ms=ev.audio_ms)
+    return STTEvent(VAD_KINDS[ev.kind], audio_ms=ev.audio_ms)
 
 
 @dataclass
@@ -86,7 +91,7 @@ class Engine:
     def __post_init__(self) -> None:
         self.vads = VadPool(self.vad_model, self.config)
 
-    def new_state(self, sample_rate: int) -> StreamState:
+    def new_state(self, sample_rate: int, end_of_turn: EndOfTurn | None = None) -> StreamState:
         raise NotImplementedError
 
     def _counted(self, batch: int, started: float) -> None:
@@ -120,8 +125,8 @@ class Transcription:
 
 
 class OnlineEngine(Engine):
-    def new_state(self, sample_rate: int) -> StreamState:
-        return StreamState(Resampler(sample_rate), self.vads.take(), self.recognizer.create_stream())
+    def new_state(self, sample_rate: int, end_of_turn: EndOfTurn | None = None) -> StreamState:
+        return StreamState(Resampler(sample_rate), self.vads.take(end_of_turn), self.recognizer.create_stream())
 
     def _decode_ready(self, streams: list[Any]) -> None:
         rec = self.recognizer
@@ -136,7 +141,7 @@ class OnlineEngine(Engine):
         # Audio goes in in slices of about one model chunk, with a batched decode and an endpoint
         # check after each: a loop that fell behind must still end turns where they ended.
         audio = [state.resample(samples) for state, samples in batch]
-        out: list[list[STTEvent]] = [[] for _ in batch]
+        out: list[list[STTEvent | VadEvent]] = [[] for _ in batch]
         rounds = max((math.ceil(x.size / SLICE) for x in audio), default=0)
         for r in range(rounds):
             fed = []
@@ -147,20 +152,51 @@ class OnlineEngine(Engine):
                     fed.append(i)
             self._decode_ready([batch[i][0].stream for i in fed])
             for i in fed:
-                self._results(batch[i][0], out[i])
-        return out
+                state = batch[i][0]
+                if state.vad.pauses:
+                    self._turn_results(state, out[i])
+                else:
+                    self._results(state, out[i])
+        return [[e for e in events if isinstance(e, STTEvent)] for events in out]
 
-    def _accept(self, state: StreamState, x: np.ndarray, events: list[STTEvent]) -> None:
+    def _accept(self, state: StreamState, x: np.ndarray, events: list[STTEvent | VadEvent]) -> None:
         for ev in state.vad.accept(x):
-            events.append(_vad_event(ev))
-            if ev.kind == "stopped":
-                state.last_stop_ms = ev.audio_ms
-            else:
+            if ev.kind in ("started", "resumed"):
                 state.heard_speech = True
+            elif ev.kind == "stopped":
+                state.last_stop_ms = ev.audio_ms
+            # with pauses, a pause and the turn's end take the text decoded with this slice
+            events.append(ev if state.vad.pauses and ev.kind in ("paused", "stopped") else _vad_event(ev))
         state.stream.accept_waveform(RATE, x)
         state.samples += x.size
 
-    def _results(self, state: StreamState, events: list[STTEvent]) -> None:
+    def _turn_results(self, state: StreamState, events: list[STTEvent | VadEvent]) -> None:
+        """With pauses the turn is the VAD's: a pause takes the text as it stands, the turn's end
+        takes it as its final and starts the recognizer afresh. The recognizer's own endpoint
+        only clears a stream that heard no speech (noise)."""
+        rec = self.recognizer
+        text = rec.get_result(state.stream).strip() if state.heard_speech else ""
+        waiting = [i for i, ev in enumerate(events) if isinstance(ev, VadEvent)]
+        if state.vad.in_turn:
+            state.vad.set_text(text)
+            if text and text != state.last_text:
+                events.insert(waiting[0] if waiting else len(events), STTEvent("partial", text, audio_ms=state.position_ms))
+                state.last_text = text
+        ended = False
+        for i, ev in reversed(list(enumerate(events))):
+            if not isinstance(ev, VadEvent):
+                continue
+            if ev.kind == "paused":
+                events[i : i + 1] = [STTEvent("paused", text, audio_ms=ev.audio_ms)]
+            else:
+                final = [STTEvent("final", text, audio_ms=ev.audio_ms)] if text else []
+                events[i : i + 1] = [_vad_event(ev), *final]
+                ended = True
+        if ended or (not state.vad.in_turn and rec.is_endpoint(state.stream)):
+            rec.reset(state.stream)
+            state.last_text, state.heard_speech = "", state.vad.in_turn
+
+    def _results(self, state: StreamState, events: list[STTEvent | VadEvent]) -> None:
         rec = self.recognizer
         # Text only counts once the VAD has heard speech in this utterance: the model's first
         # guesses may come earlier (clients expect speech.started first), and text that the
@@ -245,8 +281,8 @@ class _OnlineTranscription(Transcription):
 
 
 class OfflineEngine(Engine):
-    def new_state(self, sample_rate: int) -> StreamState:
-        return StreamState(Resampler(sample_rate), self.vads.take())
+    def new_state(self, sample_rate: int, end_of_turn: EndOfTurn | None = None) -> StreamState:
+        return StreamState(Resampler(sample_rate), self.vads.take(end_of_turn))
 
     def _decode(self, segments: list[np.ndarray]) -> list[str]:
         return [r.text.strip() for r in self._results(segments)]
@@ -275,10 +311,23 @@ class OfflineEngine(Engine):
             x = state.resample(audio)
             state.samples += x.size
             for ev in state.vad.accept(x) if x.size else []:
+                if ev.kind == "paused":
+                    if ev.segment is not None and ev.segment.size:
+                        events.append(len(due))  # the pause, with the turn's text so far
+                        due.append((state, ev.segment, "paused", ev.audio_ms))
+                    continue
                 events.append(_vad_event(ev))
                 if ev.kind == "started":
                     state.last_partial_at = state.samples
+                    state.pause_text = None
                 elif ev.segment is not None and ev.segment.size:
+                    known = state.pause_text
+                    state.pause_text = None
+                    if known is not None and known[0] == ev.segment.size:  # nothing said since the pause
+                        if known[1]:
+                            events.append(STTEvent("final", known[1], audio_ms=ev.audio_ms))
+                        state.last_text = ""
+                        continue
                     events.append(len(due))  # the final goes here once decoded
                     due.append((state, ev.segment, "final", ev.audio_ms))
             if state.vad.in_speech and state.samples - state.last_partial_at >= interval:
@@ -294,15 +343,20 @@ class OfflineEngine(Engine):
                 if isinstance(item, STTEvent):
                     resolved.append(item)
                     continue
-                _, _, kind, audio_ms = due[item]
+                _, segment, kind, audio_ms = due[item]
                 text = texts[item]
                 if kind == "final":
                     if text:
                         resolved.append(STTEvent("final", text, audio_ms=audio_ms))
                     state.last_text = ""
+                elif kind == "paused":
+                    resolved.append(STTEvent("paused", text, audio_ms=audio_ms))
+                    state.vad.set_text(text)
+                    state.pause_text = (segment.size, text)
                 elif text and text != state.last_text:
                     resolved.append(STTEvent("partial", text, audio_ms=audio_ms))
                     state.last_text = text
+                    state.vad.set_text(text)
             results.append(resolved)
         return results
 

@@ -16,6 +16,7 @@ import numpy as np
 from monolith.providers.base import BlockingRunner
 from monolith.providers.sherpa_stt.engines import Engine, StreamState
 from monolith.providers.stt import Segment, STTEvent, STTStream
+from monolith.turn_end import EndOfTurn
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,9 @@ class DecodeLoop:
     def wake(self) -> None:
         self._wake.set()
 
-    async def open(self, sample_rate: int, request_id: str) -> SherpaStream:
+    async def open(self, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None) -> SherpaStream:
         async with self._lock:
-            state = await self.runner.run(self.engine.new_state, sample_rate)
+            state = await self.runner.run(self.engine.new_state, sample_rate, end_of_turn)
         stream = SherpaStream(self, state, request_id)
         self.streams.add(stream)
         return stream

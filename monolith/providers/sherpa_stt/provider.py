@@ -21,6 +21,7 @@ from monolith.providers.sherpa_stt.segments import read_symbols
 from monolith.providers.sherpa_stt.vad import RATE, resolve_vad_model
 from monolith.providers.stt import Segment, STTProvider, STTStream
 from monolith.text import join_texts
+from monolith.turn_end import EndOfTurn
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,10 @@ class SherpaSTT(STTProvider):
             raise RuntimeError("STT is not loaded")
         return self.loop
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
-        return await self._live().open(sample_rate, request_id)
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
+        return await self._live().open(sample_rate, request_id, end_of_turn)
 
     async def transcribe_stream(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[str]:
         said = ""
