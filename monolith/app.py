@@ -19,6 +19,7 @@ from monolith.api.auth import AccessMiddleware, load_api_keys
 from monolith.api.errors import http_error_handler, monolith_error_handler
 from monolith.api.limits import BodyLimitMiddleware
 from monolith.api.middleware import RequestContextMiddleware
+from monolith.api.provider_header import ProviderHeaderMiddleware
 from monolith.config import Settings
 from monolith.errors import MonolithError
 from monolith.looplag import watch_loop_lag
@@ -64,10 +65,10 @@ def create_app(settings: Settings, registry: Registry | None = None, *, plan: Pl
         *voice_ws.routes, *realtime.routes, *admin.routes, *page.routes,
     ]
     api_keys = load_api_keys(settings)
-    middleware = [Middleware(RequestContextMiddleware)]
+    middleware = [Middleware(RequestContextMiddleware), Middleware(ProviderHeaderMiddleware)]
     if settings.server.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_methods=["*"],
-                                     allow_headers=["*"], expose_headers=["x-request-id"]))
+                                     allow_headers=["*"], expose_headers=["x-request-id", "x-monolith-provider"]))
     middleware += [Middleware(AccessMiddleware, settings=settings, api_keys=api_keys),
                    Middleware(BodyLimitMiddleware, settings=settings)]
     app = Starlette(

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from monolith.turn_end import COMPLETE_ENDINGS, INCOMPLETE_ENDINGS
+
 DeviceSpec = Literal["cpu"] | list[int]
 Fallback = Literal["mock", "none"]
 ENV_PREFIX = "MONOLITH_"
@@ -110,6 +112,7 @@ class LLMConfig(_Section):
     provider: Literal["vllm", "mock"] = "vllm"
     model: str = "weights/llm/gpt-oss-120b"
     served_model_name: str = ""
+    model_aliases: list[str] = Field(default_factory=list)  # other names clients may ask for this model by
     devices: DeviceSpec = [0, 1, 2, 3, 4, 5]
     tensor_parallel_size: int = Field(2, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
@@ -165,11 +168,16 @@ class MockSTTConfig(_Section):
     decode_delay_ms: float = Field(30.0, ge=0)
     transcript: str = "こんにちは、今日の天気を教えてください。"
     energy_threshold: float = Field(0.02, gt=0)
+    # Every n-th turn the text at a pause lacks its last words, so the final transcript differs
+    # from it (a recognizer revising its guess); 0: the text at a pause is always the final one.
+    pause_text_differs_every: int = Field(0, ge=0)
 
 
 class STTConfig(_Section):
     provider: Literal["sherpa-onnx", "mock"] = "sherpa-onnx"
     model: str = "weights/stt/streaming-zipformer"
+    # Other names clients may ask for this model by (OpenAI's, so clients with OpenAI's defaults work)
+    model_aliases: list[str] = Field(default_factory=lambda: ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"])
     mode: Literal["auto", "streaming", "offline"] = "auto"
     model_type: Literal["auto", "transducer", "nemo_transducer", "zipformer2_ctc", "paraformer", "nemo_ctc",
                         "whisper", "sense_voice", "moonshine"] = "auto"
@@ -219,6 +227,7 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "no
 class TTSConfig(_Section):
     provider: Literal["fish-speech", "sherpa-onnx", "mock"] = "fish-speech"
     model: str = "weights/tts/openaudio-s1-mini"
+    model_aliases: list[str] = Field(default_factory=lambda: ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"])
     devices: DeviceSpec = [7]
     output_sample_rate: Literal[16000, 24000, 44100] = 24000
     voice: str = "default"
@@ -261,6 +270,11 @@ class MockEmbeddingConfig(_Section):
 class EmbeddingConfig(_Section):
     provider: Literal["sentence-transformers", "mock"] = "sentence-transformers"
     model: str = "weights/embedding/multilingual-e5-base"
+    model_aliases: list[str] = Field(
+        default_factory=lambda: ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"])
+    # Token-id input (LangChain's OpenAIEmbeddings sends tiktoken ids by default): decoded with
+    # OpenAI's embedding tokenizer (cl100k_base), with the served model's own tokenizer, or refused.
+    token_ids: Literal["cl100k_base", "model", "reject"] = "cl100k_base"
     devices: DeviceSpec = [6]
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
@@ -324,6 +338,19 @@ class VoiceConfig(_Section):
     chunk_max_chars: int = Field(120, ge=2)
     first_chunk_max_chars: int = Field(40, ge=2)
     barge_in_min_speech_ms: float = Field(200.0, ge=0)
+    # Preemptive response: at a pause in the user's speech (end_of_turn_pause_ms of silence) the
+    # answer starts on the transcript so far, unheard; the end of the turn releases it when the
+    # final transcript says the same, and throws it away otherwise (or when the user goes on).
+    preemptive: bool = False
+    # The silence that ends a turn: "fixed" = [stt] vad_silence_ms after anything; "adaptive" =
+    # end_of_turn_complete_ms after a complete sentence, end_of_turn_incomplete_ms after a
+    # trailing particle, conjunction or filler (monolith/turn_end.py), the fixed silence otherwise.
+    end_of_turn: Literal["fixed", "adaptive"] = "fixed"
+    end_of_turn_pause_ms: float = Field(200.0, gt=0)
+    end_of_turn_complete_ms: float = Field(300.0, gt=0)
+    end_of_turn_incomplete_ms: float = Field(1000.0, gt=0)
+    end_of_turn_complete_endings: list[str] = Field(default_factory=lambda: list(COMPLETE_ENDINGS))
+    end_of_turn_incomplete_endings: list[str] = Field(default_factory=lambda: list(INCOMPLETE_ENDINGS))
 
 
 class PlacementConfig(_Section):
@@ -346,6 +373,17 @@ class Settings(_Section):
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @model_validator(mode="after")
+    def _aliases_name_one_model(self) -> Settings:
+        owner: dict[str, str] = {}
+        for section in ("llm", "stt", "tts", "embedding"):
+            for alias in getattr(self, section).model_aliases:
+                if alias in owner and owner[alias] != section:
+                    raise ValueError(f"model alias {alias!r} is in both {owner[alias]}.model_aliases and "
+                                     f"{section}.model_aliases: a name can stand for one model only")
+                owner[alias] = section
+        return self
 
 
 PROVIDER_SECTIONS = ("llm", "stt", "tts", "embedding")

@@ -22,6 +22,22 @@ PROVIDER_RESTARTS = Counter("monolith_provider_restarts", "Engine restarts after
 PROVIDER_TIMEOUTS = Counter("monolith_provider_timeouts", "Provider calls that produced nothing in time", ["provider"])
 DRAINING = Gauge("monolith_draining", "1 while the server drains after SIGTERM")
 TURNS = Counter("monolith_voice_turns", "Voice turns by outcome", ["outcome"])
+PREEMPTIVE = Counter(
+    "monolith_preemptive_responses",
+    "Answers started at a pause in the user's speech: used (released at the end of the turn) or "
+    "discarded (reason: transcript_changed, user_went_on, failed, other)",
+    ["outcome", "reason"],
+)
+PREEMPTIVE_DISCARDED_LLM_CHARS = Counter(
+    "monolith_preemptive_discarded_llm_chars", "Characters the LLM generated for preemptive answers thrown away"
+)
+PREEMPTIVE_DISCARDED_TTS_SECONDS = Counter(
+    "monolith_preemptive_discarded_tts_seconds", "Seconds of audio TTS rendered for preemptive answers thrown away"
+)
+TURNS_ENDED = Counter("monolith_turns_ended", "User turns the server ended, by end-of-turn rule", ["rule"])
+TURNS_ENDED_EARLY = Counter(
+    "monolith_turns_ended_early", "User turns ended too early: the user spoke again within 1 s", ["rule"]
+)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 TURN_LATENCY = Histogram(

@@ -17,6 +17,7 @@ a bracket is open."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 FULL_ENDERS = frozenset("。！？．")
 LATIN_ENDERS = frozenset("!?.")
@@ -123,3 +124,14 @@ def join_texts(parts: list[str]) -> str:
             out += " "
         out += part
     return out
+
+
+_TRAILING_MARKS = "".join(FULL_ENDERS | LATIN_ENDERS | CLOSERS) + "、,，…・ "
+
+
+def normalised(text: str) -> str:
+    """A transcript reduced to its words, to tell whether two transcripts say the same thing:
+    NFKC (full-width forms), case folded, runs of spaces made one, trailing punctuation dropped
+    (`Hello world.` and `hello  world` are the same words; `Hello, world` is not `Hello world`)."""
+    folded = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return folded.rstrip(unicodedata.normalize("NFKC", _TRAILING_MARKS))

@@ -32,6 +32,7 @@ from monolith.providers.mock_stt import MockSTT
 from monolith.providers.mock_tts import MockTTS
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
+from monolith.turn_end import EndOfTurn
 
 # --- the provider services (one process, one route per provider) ------------------------------
 
@@ -162,7 +163,9 @@ class RemoteSTT(STTProvider):
         super().__init__(model_id="remote-stt")
         self.base = base.replace("http://", "ws://")
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
         return RemoteSTTStream(await websockets.connect(f"{self.base}/stt?rate={sample_rate}"))
 
     async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:

@@ -1,6 +1,7 @@
 """Voice latency benchmark: speech played at real time into N concurrent sessions, M turns each.
 
     python scripts/bench_latency.py [--wav FILE] [--sessions 16] [--turns 20] [--out FILE]
+    python scripts/bench_latency.py --preemptive [--revise-every 4]   # preemptive off vs on
 
 Runs the mock providers twice, side by side in one run: in-process (`python -m monolith
 --cpu-mock`) and behind loopback HTTP/WebSocket services, one hop per provider (the old
@@ -8,6 +9,10 @@ docker-compose topology, scripts/bench_hops.py). Prints p50/p95/max of partial/f
 token/TTS start, the pipeline overhead (time from final transcript to first audio not spent in
 the LLM or TTS), barge-in latency (speech start + barge_in_min_speech_ms -> response.cancelled),
 the server's event-loop lag, and the in-process/hop ratios. Results go to a JSON file.
+With --preemptive it runs in-process twice instead, [voice] preemptive off and on, and prints end
+of speech -> first audio for both, the share of preemptive answers used and the work thrown away
+(from /metrics); --revise-every N makes the mock recognizer's text at the pause differ from its
+final every N-th turn (0: never), so that some preemptive answers are thrown away.
 A benchmark, not a test: it prints figures and judges nothing.
 """
 
@@ -35,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 RATE = 16000
 FRAME_S = 0.02
 STAGES = ("partial_ms", "final_ms", "llm_first_token_ms", "tts_start_ms", "pipeline_overhead_ms")
+FIGURES = (*STAGES, "end_of_speech_to_first_audio_ms", "provider_ms", "barge_in_ms")
 BARGE_IN_MIN_MS = 200.0  # the server's voice.barge_in_min_speech_ms default
 LONG_ANSWER = "This answer runs long enough to be interrupted by the user. " * 6
 
@@ -113,11 +119,10 @@ class Session:
                 for _ in range(turns):
                     self.talk.set()
                     metrics = await self.wait("turn.metrics")
-                    for stage in STAGES:
-                        if metrics.get(stage) is not None:
-                            results[stage].append(metrics[stage])
-                    if metrics.get("provider_ms") is not None:
-                        results["provider_ms"].append(metrics["provider_ms"])
+                    for key in (*STAGES, "end_of_speech_to_first_audio_ms", "provider_ms"):
+                        if metrics.get(key) is not None:
+                            results[key].append(metrics[key])
+                    results["preemptive_turns"].append(1.0 if metrics.get("preemptive") else 0.0)
                 # barge-in trials: a long typed answer, interrupted by speech once audio plays
                 for _ in range(max(1, turns // 4)):
                     await ws.send(json.dumps({"type": "input_text", "text": LONG_ANSWER}))
@@ -171,6 +176,30 @@ def loop_lag(base: str) -> dict[str, float]:
     return values
 
 
+def counter(text: str, name: str, **labels: str) -> float:
+    """The sum of a counter's samples in /metrics text whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def preemptive_counters(base: str) -> dict[str, float]:
+    text = httpx.get(f"{base}/metrics").text
+    used = counter(text, "monolith_preemptive_responses_total", outcome="used")
+    discarded = counter(text, "monolith_preemptive_responses_total", outcome="discarded")
+    return {
+        "used": used, "discarded": discarded,
+        "share_used": round(used / (used + discarded), 3) if used + discarded else 0.0,
+        "discarded_llm_chars": counter(text, "monolith_preemptive_discarded_llm_chars_total"),
+        "discarded_tts_seconds": round(counter(text, "monolith_preemptive_discarded_tts_seconds_total"), 2),
+        "turns_ended": counter(text, "monolith_turns_ended_total"),
+        "turns_ended_early": counter(text, "monolith_turns_ended_early_total"),
+    }
+
+
 def summarize(values: list[float]) -> dict[str, float | int]:
     if not values:
         return {"n": 0}
@@ -180,7 +209,7 @@ def summarize(values: list[float]) -> dict[str, float | int]:
 
 
 async def drive(url: str, sessions: int, turns: int, speech: bytes) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {k: [] for k in (*STAGES, "provider_ms", "barge_in_ms")}
+    results: dict[str, list[float]] = {k: [] for k in (*FIGURES, "preemptive_turns")}
     await asyncio.gather(*(Session(url, speech).run(turns, results) for _ in range(sessions)))
     return results
 
@@ -203,7 +232,9 @@ def run_topology(name: str, sessions: int, turns: int, speech: bytes, env: dict[
         lag = loop_lag(base)
         return {
             "topology": name, "seconds": round(time.perf_counter() - started, 1),
-            "figures": {k: summarize(v) for k, v in raw.items()},
+            "figures": {k: summarize(v) for k, v in raw.items() if k != "preemptive_turns"},
+            "preemptive_turns": int(sum(raw["preemptive_turns"])), "turns": len(raw["preemptive_turns"]),
+            "preemptive": preemptive_counters(base),
             "event_loop_lag": {
                 "max_ms": round(lag.get("max_ms", 0.0), 2),
                 "share_under_20ms": round(lag.get("under_20ms", 0) / max(lag.get("count", 1), 1), 4),
@@ -222,11 +253,23 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20, help="turns per session (the old runbook measured 20 samples)")
     parser.add_argument("--topology", choices=["both", "in-process", "hops"], default="both")
     parser.add_argument("--tts-batch", type=int, nargs="+", default=None, metavar="N",
-                        help="instead of the topologies: in-process with [tts] max_batch = each N, side by side")
+                        help="instead of the topologies: in-process with [tts] max_batch = each N, side by side "
+                             "(with --preemptive: the one max_batch of both runs)")
+    parser.add_argument("--preemptive", action="store_true",
+                        help="instead of the topologies: in-process with [voice] preemptive off, then on")
+    parser.add_argument("--revise-every", type=int, default=0, metavar="N",
+                        help="with --preemptive: the mock STT's text at a pause differs from its final every N-th turn")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "latency.json")
     args = parser.parse_args()
     speech = pcm16(load_wav(args.wav) if args.wav else generated_speech())
-    if args.tts_batch:
+    if args.preemptive:
+        env = {"MONOLITH_STT__MOCK__PAUSE_TEXT_DIFFERS_EVERY": str(args.revise_every)}
+        if args.tts_batch:  # one [tts] max_batch for both runs
+            env["MONOLITH_TTS__MAX_BATCH"] = str(args.tts_batch[0])
+        runs = [run_topology(f"in-process, preemptive {state}", args.sessions, args.turns, speech,
+                             {"MONOLITH_VOICE__PREEMPTIVE": flag, **env})
+                for state, flag in (("off", "false"), ("on", "true"))]
+    elif args.tts_batch:
         runs = [run_topology(f"in-process, tts batch {n}", args.sessions, args.turns, speech,
                              {"MONOLITH_TTS__MAX_BATCH": str(n)}) for n in args.tts_batch]
     else:
@@ -235,8 +278,8 @@ def main() -> int:
     print(f"{args.sessions} sessions x {args.turns} turns, mock providers, speech {len(speech) / 2 / RATE:.2f} s")
     header = f"{'figure (ms)':<22}" + "".join(f"{r['topology'] + ' p50/p95/max':>30}" for r in runs)
     print(header)
-    for key in (*STAGES, "provider_ms", "barge_in_ms"):
-        row = f"{key:<22}"
+    for key in FIGURES:
+        row = f"{key.replace('end_of_speech_to_first_audio_ms', 'speech_end->audio_ms'):<22}"
         for r in runs:
             f = r["figures"][key]
             row += f"{(str(f['p50']) + ' / ' + str(f['p95']) + ' / ' + str(f['max'])) if f['n'] else '-':>30}"
@@ -244,7 +287,19 @@ def main() -> int:
     for r in runs:
         lag = r["event_loop_lag"]
         print(f"event loop lag ({r['topology']}): max {lag['max_ms']} ms, {lag['share_under_20ms'] * 100:.2f}% of 10 ms ticks under 20 ms late")
-    if args.tts_batch and len(runs) >= 2:
+    if args.preemptive:
+        off, on = (r["figures"]["end_of_speech_to_first_audio_ms"] for r in runs)
+        p = runs[1]["preemptive"]
+        print(f"end of speech -> first audio p50/p95: off {off.get('p50')} / {off.get('p95')} ms, "
+              f"on {on.get('p50')} / {on.get('p95')} ms")
+        print(f"preemptive: {runs[1]['preemptive_turns']} of {runs[1]['turns']} turns answered preemptively; "
+              f"{p['used']:.0f} used, {p['discarded']:.0f} discarded (share used {p['share_used']}); thrown away: "
+              f"{p['discarded_llm_chars']:.0f} LLM characters, {p['discarded_tts_seconds']} s of TTS audio")
+        if off.get("n") and on.get("n"):
+            runs.append({"first_audio_p50_saved_ms": round(off["p50"] - on["p50"], 1),
+                         "first_audio_p95_saved_ms": round(off["p95"] - on["p95"], 1)})
+            print(f"saved: p50 {runs[-1]['first_audio_p50_saved_ms']} ms, p95 {runs[-1]['first_audio_p95_saved_ms']} ms")
+    elif args.tts_batch and len(runs) >= 2:
         base, best = runs[0]["figures"]["tts_start_ms"], runs[-1]["figures"]["tts_start_ms"]
         if base.get("n") and best.get("n"):
             ratio = round(base["p95"] / best["p95"], 2)

@@ -4,11 +4,14 @@ with the tiny Llama, one run each.
 
     python scripts/make_speech_weights.py /tmp/speech
     python scripts/bench_speech.py /tmp/speech [--sessions 1 4 16] [--turns 3] [--out FILE]
+    python scripts/bench_speech.py /tmp/speech --preemptive [--sessions 1] [--llm echo]
 
 Prints end of speech -> transcript.final (final_ms) and -> first audio sent (tts_start_ms), p50
 and p95, per session count and LLM; the STT real-time factor (a 10 s recording transcribed), the
 TTS real-time factor, and the TTS time to first audio for a 40-character first chunk. The goal
 set for it: end of speech -> first audio p50 under 750 ms at 1 session on 2 cores.
+--preemptive runs each LLM twice, [voice] preemptive off and on, and adds the share of
+preemptive answers used and the work thrown away (from /metrics).
 A benchmark, not a test: it prints figures.
 """
 
@@ -31,7 +34,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_latency import RATE, Session, free_port, summarize, wait_http  # noqa: E402
+from bench_latency import RATE, Session, free_port, preemptive_counters, summarize, wait_http  # noqa: E402
 
 QUESTION = "What is the weather like in Tokyo today?"
 FIRST_CHUNK = "The weather in Tokyo is sunny and warm."  # 40 characters
@@ -77,10 +80,11 @@ class SpokenSession(Session):
                 return ev
 
 
-def serve(config: Path, llm: str, port: int) -> Any:
+def serve(config: Path, llm: str, port: int, preemptive: bool = False) -> Any:
     import subprocess
 
-    env = {**os.environ, "MONOLITH_SERVER__LOG_LEVEL": "warning", "MONOLITH_RAG__ENABLED": "false"}
+    env = {**os.environ, "MONOLITH_SERVER__LOG_LEVEL": "warning", "MONOLITH_RAG__ENABLED": "false",
+           "MONOLITH_VOICE__PREEMPTIVE": "true" if preemptive else "false"}
     if llm == "echo":
         env["MONOLITH_LLM__PROVIDER"] = '"mock"'
         env["MONOLITH_LLM__MOCK__FIRST_TOKEN_MS"] = "0"  # the echo costs nothing: STT and TTS are measured
@@ -127,13 +131,13 @@ def engine_figures(base: str) -> dict[str, float]:
             "tts_first_audio_40_chars_ms_p50": round(statistics.median(firsts), 1)}
 
 
-def run(config: Path, llm: str, counts: list[int], turns: int) -> dict[str, Any]:
+def run(config: Path, llm: str, counts: list[int], turns: int, preemptive: bool = False) -> dict[str, Any]:
     port = free_port()
-    proc = serve(config, llm, port)
+    proc = serve(config, llm, port, preemptive)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/ready", timeout=240)
-        figures = engine_figures(base) if llm == "echo" else {}
+        figures = engine_figures(base) if llm == "echo" and not preemptive else {}
         speech = (speech_of(base, QUESTION) * 32767).astype("<i2").tobytes()
         by_count = {}
         for n in counts:
@@ -146,7 +150,8 @@ def run(config: Path, llm: str, counts: list[int], turns: int) -> dict[str, Any]
             asyncio.run(all_sessions())
             by_count[str(n)] = {k: summarize(v) for k, v in results.items() if k != "failed"}
             by_count[str(n)]["turns_failed"] = {"n": len(results["failed"])}
-        return {"llm": llm, "engines": figures, "sessions": by_count}
+        return {"llm": llm, "preemptive": preemptive, "engines": figures, "sessions": by_count,
+                "preemptive_counters": preemptive_counters(base)}
     finally:
         proc.terminate()
         proc.wait(60)
@@ -158,6 +163,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--llm", nargs="+", choices=["echo", "tiny"], default=["echo", "tiny"])
+    parser.add_argument("--preemptive", action="store_true", help="each LLM with [voice] preemptive off, then on")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "bench-results" / "speech.json")
     args = parser.parse_args()
     config = args.dir / "config.toml"
@@ -165,18 +171,26 @@ def main() -> int:
         import make_speech_weights
 
         make_speech_weights.make(args.dir, llm="tiny")  # the tiny Llama beside the speech models (echo: env)
-    runs = [run(config, llm, args.sessions, args.turns) for llm in args.llm]
+    modes = [False, True] if args.preemptive else [False]
+    runs = [run(config, llm, args.sessions, args.turns, on) for llm in args.llm for on in modes]
     for r in runs:
         if r["engines"]:
             e = r["engines"]
             print(f"STT RTF {e['stt_rtf']} (Moonshine tiny, {e['recording_s']} s), TTS RTF {e['tts_rtf']} (Piper), "
                   f"TTS first audio for a 40-character chunk p50 {e['tts_first_audio_40_chars_ms_p50']} ms")
-    print(f"{'llm':<6}{'sessions':>9}{'final_ms p50/p95':>20}{'first audio (tts_start_ms) p50/p95':>38}{'failed':>8}")
+    print(f"{'llm':<6}{'preemptive':>11}{'sessions':>9}{'final_ms p50/p95':>20}"
+          f"{'first audio (tts_start_ms) p50/p95':>38}{'failed':>8}")
     for r in runs:
         for n, f in r["sessions"].items():
             final = f"{f['final_ms'].get('p50', '-')} / {f['final_ms'].get('p95', '-')}"
             audio = f"{f['tts_start_ms'].get('p50', '-')} / {f['tts_start_ms'].get('p95', '-')}"
-            print(f"{r['llm']:<6}{n:>9}{final:>20}{audio:>38}{f['turns_failed']['n']:>8}")
+            on = "on" if r["preemptive"] else "off"
+            print(f"{r['llm']:<6}{on:>11}{n:>9}{final:>20}{audio:>38}{f['turns_failed']['n']:>8}")
+        if r["preemptive"]:
+            p = r["preemptive_counters"]
+            print(f"      preemptive answers: {p['used']:.0f} used, {p['discarded']:.0f} discarded (share used "
+                  f"{p['share_used']}); thrown away {p['discarded_llm_chars']:.0f} LLM characters, "
+                  f"{p['discarded_tts_seconds']} s of TTS audio")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=2))
     print(f"wrote {args.out}")

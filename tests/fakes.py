@@ -12,6 +12,7 @@ from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingO
 from monolith.providers.mock_llm import MockLLM
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
+from monolith.turn_end import EndOfTurn
 
 
 class FakeRealLLM(MockLLM):
@@ -199,8 +200,12 @@ class ScriptedSTT(STTProvider):
     def __init__(self) -> None:
         super().__init__(model_id="scripted-stt")
         self.streams: list[ScriptedSTTStream] = []
+        self.end_of_turn: EndOfTurn | None = None
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
+        self.end_of_turn = end_of_turn
         self.streams.append(ScriptedSTTStream(sample_rate))
         return self.streams[-1]
 

@@ -32,6 +32,17 @@ def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
         assert run["figures"]["barge_in_ms"]["n"] == 2
 
 
+@pytest.mark.slow  # about a minute; CI runs it, `-m 'not slow'` skips it
+def test_bench_latency_compares_preemptive_off_and_on(tmp_path: Path) -> None:
+    stdout, runs = run_bench("bench_latency.py", "--preemptive", "--revise-every", "2", "--sessions", "2",
+                             "--turns", "2", out=tmp_path / "latency.json", timeout=240)
+    assert "end of speech -> first audio p50/p95: off" in stdout
+    off, on = runs[:2]
+    assert off["preemptive_turns"] == 0 and off["preemptive"]["used"] == 0
+    assert on["preemptive_turns"] == 2  # every other turn's final differs from its pause
+    assert on["preemptive"]["discarded"] >= 2 and on["figures"]["end_of_speech_to_first_audio_ms"]["n"] == 4
+
+
 @pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_rag_prints_every_figure(tmp_path: Path) -> None:
     stdout, figures = run_bench("bench_rag.py", "--sizes", "300", "--queries", "5", "--ingest-chunks", "20",
@@ -66,6 +77,19 @@ def test_bench_tts_compares_the_two_policies(tmp_path: Path) -> None:
     assert "fifo / first-chunk-first, time to first audio p95" in stdout
     row = figures["runs"]["2"]
     assert set(row) == {"first-chunk-first", "fifo", "fifo / first-chunk-first (p95)"}
+
+
+@pytest.mark.slow  # minutes (the first run builds the Pipecat venv from PyPI); CI runs it
+def test_bench_peers_runs_monolith_and_pipecat_side_by_side(tmp_path: Path) -> None:
+    stdout, results = run_bench("bench_peers.py", "--sessions", "1", "--turns", "1", "--barge", "1",
+                                "--clip-s", "0.6", "--feeder-s", "0", out=tmp_path / "peers.json", timeout=900)
+    assert "monolith    pipecat  monolith/pipecat" in stdout
+    assert "end of speech -> first audio p50 (ms)" in stdout and "barge-in p95 (ms)" in stdout
+    run = results["runs"]["1"]
+    for side in ("monolith", "pipecat"):
+        assert run[side]["completed"] == {"turns": 1, "barge_ins": 1}, run[side]["errors"]
+        assert run[side]["figures"]["e2e_ms"]["n"] == 1 and run[side]["figures"]["barge_in_ms"]["n"] == 1
+    assert run["work"]["tts_max_batch"] == 1 and run["work"]["tts_batch_cost_exponent"] == 0
 
 
 def test_gpu_check_dry_run_prints_the_plan_and_the_config() -> None:

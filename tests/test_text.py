@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monolith.rag.splitting import split_text
-from monolith.text import join_texts, sentence_ends, sentences
+from monolith.text import join_texts, normalised, sentence_ends, sentences
 from monolith.voice.chunking import SentenceChunker
 
 MIXED = "「はい。」と答えた。Dr. Smith は来ます。"
@@ -65,3 +65,15 @@ def test_join_puts_a_space_only_between_latin_pieces() -> None:
     assert join_texts(["今日は。", "晴れです。"]) == "今日は。晴れです。"
     assert join_texts(["今日は", "OK"]) == "今日はOK"
     assert join_texts(["", "  a ", "b"]) == "a b"
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("How are you?", "how are you", True),
+    ("Hello  world.", " hello world", True),
+    ("こんにちは、今日の天気を教えてください。", "こんにちは、今日の天気を教えてください", True),
+    ("ＡＢＣ？", "abc", True),  # full-width forms
+    ("Hello, world", "Hello world", False),  # a comma inside is part of what was heard
+    ("how are", "how are you", False),
+])
+def test_normalised_transcripts_compare_the_words_not_the_final_punctuation(a: str, b: str, same: bool) -> None:
+    assert (normalised(a) == normalised(b)) is same

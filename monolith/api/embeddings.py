@@ -1,11 +1,19 @@
 """`POST /v1/embeddings`, OpenAI-compatible (the official client's base64 default included).
 
+Token-id input is read as OpenAI-shaped clients write it: tiktoken's cl100k_base ids (LangChain's
+`OpenAIEmbeddings` sends those by default), decoded back to the text, which is what is embedded;
+`[embedding] token_ids` can say `model` (the served model's own tokenizer) or `reject`. Ids are
+never read with a tokenizer they were not made with: without the cl100k_base vocabulary the
+request is refused with a 400 that says how to fix it.
+
 One extension: `input_type` `query` / `passage` adds the configured e5-style prefix; the default
 `raw` embeds the input exactly as sent, as text-embeddings-inference did."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -19,6 +27,7 @@ from monolith.api.models import resolve_model
 from monolith.api.requests import read_json
 from monolith.config import Settings
 from monolith.errors import InvalidRequest
+from monolith.providers import tiktoken_ids
 from monolith.registry import Registry
 
 MAX_INPUT_CHARS = 100_000
@@ -34,7 +43,39 @@ class EmbeddingRequest(BaseModel):
     input_type: Literal["raw", "query", "passage"] = "raw"
 
 
-def _texts(body: EmbeddingRequest, registry: Registry, max_inputs: int) -> list[str]:
+SEND_TEXT = ("send the text itself instead of token ids (LangChain: "
+             "OpenAIEmbeddings(check_embedding_ctx_length=False))")
+
+
+def _decoder(registry: Registry, settings: Settings) -> Callable[[Sequence[int]], str]:
+    """How this server reads token-id input (`[embedding] token_ids`)."""
+    how = settings.embedding.token_ids
+    if how == "model":
+        return registry.embedding.decode_tokens
+    if how == "reject":
+        raise InvalidRequest(f"this server does not take token-id input (embedding.token_ids = \"reject\"); {SEND_TEXT}",
+                             code="token_ids_unsupported", param="input")
+    return tiktoken_ids.decode
+
+
+async def _decoded(items: list[str | list[int]], registry: Registry, settings: Settings) -> list[str]:
+    if all(isinstance(item, str) for item in items):
+        return [item for item in items if isinstance(item, str)]
+    decode = _decoder(registry, settings)
+
+    def run() -> list[str]:  # loading a vocabulary takes a moment: off the event loop
+        return [item if isinstance(item, str) else decode(item) for item in items]
+
+    try:
+        return await asyncio.to_thread(run)
+    except tiktoken_ids.VocabularyMissing as exc:
+        raise InvalidRequest(f"token-id input is read as OpenAI's cl100k_base ids, but {exc}; or {SEND_TEXT}",
+                             code="token_ids_unsupported", param="input") from None
+    except (NotImplementedError, ValueError) as exc:
+        raise InvalidRequest(f"{exc}; {SEND_TEXT}", code="invalid_token_ids", param="input") from None
+
+
+def _items(body: EmbeddingRequest, max_inputs: int) -> list[str | list[int]]:
     raw = body.input
     items: list[str | list[int]]
     if isinstance(raw, str):
@@ -50,18 +91,15 @@ def _texts(body: EmbeddingRequest, registry: Registry, max_inputs: int) -> list[
             f"input has {len(items)} items; at most {max_inputs} per request (embedding.max_inputs)",
             param="input",
         )
-    texts = []
-    for i, item in enumerate(items):
-        if isinstance(item, list):
-            try:
-                item = registry.embedding.decode_tokens(item)
-            except NotImplementedError as exc:
-                raise InvalidRequest(str(exc), param="input") from exc
+    return items
+
+
+def _checked(texts: list[str]) -> list[str]:
+    for i, item in enumerate(texts):
         if not item.strip():
             raise InvalidRequest(f"input[{i}] is empty", param="input")
         if len(item) > MAX_INPUT_CHARS:
             raise InvalidRequest(f"input[{i}] is longer than {MAX_INPUT_CHARS} characters", param="input")
-        texts.append(item)
     return texts
 
 
@@ -76,7 +114,7 @@ async def create_embeddings(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_json(request, EmbeddingRequest)
     model = resolve_model(registry, "embedding", body.model)
-    texts = _texts(body, registry, settings.embedding.max_inputs)
+    texts = _checked(await _decoded(_items(body, settings.embedding.max_inputs), registry, settings))
     vectors = await registry.embedding.embed(texts, kind=body.input_type)
     dimension = vectors.shape[1]
     if body.dimensions is not None and body.dimensions != dimension:

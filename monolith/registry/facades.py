@@ -15,10 +15,12 @@ from monolith.errors import MonolithError, ProviderFailed, ProviderTimeout
 from monolith.providers.base import Provider
 from monolith.providers.embedding import EmbeddingProvider, TextKind
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
-from monolith.providers.stt import STTProvider, STTStream
+from monolith.providers.stt import Segment, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
+from monolith.registry.served import note_served
 from monolith.registry.slot import Slot
 from monolith.scheduler.tts_queue import DeviceQueue
+from monolith.turn_end import EndOfTurn
 
 T = TypeVar("T")
 
@@ -68,6 +70,8 @@ async def stream_with_fallback(
             except TimeoutError:
                 metrics.PROVIDER_TIMEOUTS.labels(slot.name).inc()
                 raise _timed_out(slot, provider, deadline, not produced) from None
+            if not produced:
+                note_served(slot.name, provider)
             produced = True
             yield item
         slot.record_success(provider)
@@ -86,6 +90,7 @@ async def stream_with_fallback(
         mock = await _mock_for(slot, provider, exc)
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
+    note_served(slot.name, mock)
     async for item in call(mock):
         yield item
 
@@ -111,8 +116,11 @@ async def call_with_fallback(slot: Slot, wait_s: float, call: Callable[[Provider
         mock = await _mock_for(slot, provider, exc)
     else:
         slot.record_success(provider)
+        note_served(slot.name, provider)
         return result
-    return await call(mock)
+    result = await call(mock)
+    note_served(slot.name, mock)
+    return result
 
 
 class LLMFacade(LLMProvider):
@@ -211,10 +219,12 @@ class STTFacade(STTProvider):
         super().__init__(model_id=slot.served_id)
         self.slot, self.wait_s = slot, wait_s
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
         async def call(p: Provider) -> STTStream:
             assert isinstance(p, STTProvider)
-            return await p.open_stream(sample_rate=sample_rate, request_id=request_id)
+            return await p.open_stream(sample_rate=sample_rate, request_id=request_id, end_of_turn=end_of_turn)
 
         return await call_with_fallback(self.slot, self.wait_s, call)
 
@@ -229,6 +239,13 @@ class STTFacade(STTProvider):
         def call(p: Provider) -> AsyncIterator[str]:
             assert isinstance(p, STTProvider)
             return p.transcribe_stream(samples, sample_rate)
+
+        return stream_with_fallback(self.slot, self.wait_s, call)
+
+    def transcribe_segments(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[Segment]:
+        def call(p: Provider) -> AsyncIterator[Segment]:
+            assert isinstance(p, STTProvider)
+            return p.transcribe_segments(samples, sample_rate)
 
         return stream_with_fallback(self.slot, self.wait_s, call)
 

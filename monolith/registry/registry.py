@@ -53,6 +53,7 @@ class Registry:
                 build=self._builder(name, overrides.get(name)),
                 build_mock=functools.partial(factories.build_mock, settings, name),
                 served_id=factories.served_id(settings, name),
+                aliases=tuple(a for a in getattr(settings, name).model_aliases if a != factories.served_id(settings, name)),
                 first_output_timeout_s=getattr(settings, name).first_output_timeout_s,
                 output_gap_timeout_s=getattr(settings, name).output_gap_timeout_s,
                 restart_after_failures=settings.server.restart_after_failures,

@@ -41,6 +41,7 @@ class Slot:
         build: Builder,
         build_mock: Builder,
         served_id: str,
+        aliases: tuple[str, ...] = (),
         first_output_timeout_s: float = 60.0,
         output_gap_timeout_s: float = 30.0,
         restart_after_failures: int = 5,
@@ -59,6 +60,7 @@ class Slot:
         self.build = build
         self.build_mock = build_mock
         self.served_id = served_id
+        self.aliases = aliases  # other names clients may use for served_id (OpenAI's defaults)
         self.state: SlotState = "idle"
         self.primary: Provider | None = None
         self.mock: Provider | None = None

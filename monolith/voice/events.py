@@ -90,7 +90,7 @@ class ResponseCancelled:
 @dataclass(frozen=True)
 class TurnMetrics:
     response_id: str
-    figures: Mapping[str, float | None] = field(default_factory=dict)
+    figures: Mapping[str, float | bool | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
 """One response of a voice session: the chat to the LLM, its text cut into chunks as it streams,
-each chunk spoken by TTS as soon as it is complete, and the timing of every step."""
+each chunk spoken by TTS as soon as it is complete, and the timing of every step.
+
+A response may be held (preemptive: started at a pause in the user's speech, before the turn
+ended): its events wait in its gate, in order, and TTS renders only its first chunk, until the
+session releases it (the final transcript says what it was built on) or throws it away."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -16,12 +21,61 @@ from monolith.providers.tts import TTSProvider
 from monolith.rag.passages import Passage
 from monolith.voice.chunking import SentenceChunker
 from monolith.voice.conversation import SpokenChunk
-from monolith.voice.events import ResponseAudio, ResponseAudioStarted, ResponseTextDelta, ServerEvent, TurnMetrics
+from monolith.voice.events import (
+    ResponseAudio,
+    ResponseAudioStarted,
+    ResponseStarted,
+    ResponseTextDelta,
+    ServerEvent,
+    TurnMetrics,
+)
 from monolith.voice.options import SessionOptions
 from monolith.voice.timing import TurnTiming, now
 
 log = logging.getLogger(__name__)
 Emit = Callable[[ServerEvent], Awaitable[None]]
+STAGES = ("partial_ms", "final_ms", "llm_first_token_ms", "tts_start_ms", "pipeline_overhead_ms")
+
+
+class Gate:
+    """Where a response's events go: straight to the client, or, while the response is held,
+    into a buffer that the release sends in order (events emitted meanwhile queue behind it).
+    It stamps the moment the first audio actually went out."""
+
+    def __init__(self, emit: Emit, timing: TurnTiming, *, held: bool = False) -> None:
+        self._emit = emit
+        self.timing = timing
+        self.held = held
+        self.released = asyncio.Event()
+        if not held:
+            self.released.set()
+        self._buffer: deque[ServerEvent] = deque()
+        self._flushing = False
+
+    async def emit(self, event: ServerEvent) -> None:
+        if self.held or self._flushing:
+            self._buffer.append(event)
+            return
+        await self._send(event)
+
+    async def _send(self, event: ServerEvent) -> None:
+        await self._emit(event)
+        if isinstance(event, ResponseAudio) and self.timing.audio_sent is None:
+            self.timing.audio_sent = now()
+
+    async def release(self, user_text: str) -> None:
+        """Send what was held (the response now answers `user_text`, the final transcript's
+        words), then let everything through."""
+        self.held, self._flushing = False, True
+        try:
+            while self._buffer:
+                event = self._buffer.popleft()
+                if isinstance(event, ResponseStarted):
+                    event = ResponseStarted(event.response_id, user_text)
+                await self._send(event)
+        finally:
+            self._flushing = False
+            self.released.set()
 
 
 @dataclass
@@ -29,12 +83,16 @@ class Response:
     id: str
     user_text: str
     timing: TurnTiming
+    gate: Gate
     text: str = ""
     spoken: list[str] = field(default_factory=list)  # chunks whose audio went out (heard, as far as we know)
     layout: list[SpokenChunk] = field(default_factory=list)  # where each spoken chunk sits in the audio
-    samples: int = 0  # output audio sent so far
+    samples: int = 0  # output audio rendered so far (sent, once released)
     sources: list[Passage] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+
+    async def emit(self, event: ServerEvent) -> None:
+        await self.gate.emit(event)
 
 
 @dataclass
@@ -46,7 +104,6 @@ class Speaker:
     config: VoiceConfig
     sampling: SamplingOptions
     output_sample_rate: int
-    emit: Emit
 
     async def answer(self, resp: Response, messages: list[ChatMessage], options: SessionOptions) -> None:
         t = resp.timing
@@ -61,7 +118,7 @@ class Speaker:
                     continue
                 t.llm_first_token = t.llm_first_token or now()
                 resp.text += delta.text
-                await self.emit(ResponseTextDelta(resp.id, delta.text))
+                await resp.emit(ResponseTextDelta(resp.id, delta.text))
                 _queue(chunker.push(delta.text), chunks, t)
             rest = chunker.flush()
             _queue([rest] if rest else [], chunks, t)
@@ -80,6 +137,8 @@ class Speaker:
             if not options.output_audio:  # text only: every chunk counts as given
                 resp.spoken.append(chunk)
                 continue
+            if index:  # held: only the first chunk is rendered before the release
+                await resp.gate.released.wait()
             t.tts_request = t.tts_request or now()
             placed: SpokenChunk | None = None
             async for pcm in self.tts.stream_pcm16(
@@ -88,26 +147,25 @@ class Speaker:
             ):
                 if t.tts_first_audio is None:
                     t.tts_first_audio = now()
-                    await self.emit(ResponseAudioStarted(resp.id, self.output_sample_rate))
+                    await resp.emit(ResponseAudioStarted(resp.id, self.output_sample_rate))
                 if placed is None:
                     resp.spoken.append(chunk)  # its audio is going out: it counts as heard
                     placed = SpokenChunk(chunk, resp.samples)
                     resp.layout.append(placed)
                 placed.samples += len(pcm) // 2
                 resp.samples += len(pcm) // 2
-                await self.emit(ResponseAudio(resp.id, pcm))
-                t.audio_sent = t.audio_sent or now()
+                await resp.emit(ResponseAudio(resp.id, pcm))
             index += 1
 
     async def report(self, resp: Response, session_id: str) -> None:
         figures = resp.timing.metrics()
         metrics.TURNS.labels("completed").inc()
-        for stage in ("partial_ms", "final_ms", "llm_first_token_ms", "tts_start_ms", "pipeline_overhead_ms"):
+        for stage in STAGES:
             value = figures[stage]
             if value is not None:
                 metrics.TURN_LATENCY.labels(stage.removesuffix("_ms")).observe(value / 1000)
         log.info("turn metrics", extra={"session_id": session_id, **figures})
-        await self.emit(TurnMetrics(resp.id, figures))
+        await resp.emit(TurnMetrics(resp.id, figures))
 
 
 def _queue(ready: list[str], chunks: asyncio.Queue[str | None], t: TurnTiming) -> None:

@@ -4,6 +4,11 @@ The transport feeds it (`on_audio`, `on_text`, `add_user_text`, `create_response
 `clear_audio`, `update`, `cancel_response`, `truncate`) and receives typed events through an
 `OutputSink`; it never sees a WebSocket or a wire format. Turns are taken by the server (the STT's
 voice activity ends a turn and starts the answer) or, with `turn_detection` off, by the client.
+
+With `[voice] preemptive` the answer starts at a pause in the user's speech, held (nothing goes
+out), on the transcript as it stands; the end of the turn releases it when the final transcript
+says the same words, and throws it away (aborting its LLM and TTS work) when it does not, or when
+the user goes on speaking.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from monolith.providers.llm import ChatMessage, LLMProvider, SamplingOptions
 from monolith.providers.stt import STTEvent, STTProvider, STTStream
 from monolith.providers.tts import TTSProvider
 from monolith.rag.passages import Retriever, context_message
-from monolith.text import join_texts
+from monolith.text import join_texts, normalised
 from monolith.voice.conversation import Conversation
 from monolith.voice.events import (
     CancelReason,
@@ -42,8 +47,9 @@ from monolith.voice.events import (
     TranscriptPartial,
 )
 from monolith.voice.options import OptionsUpdate, SessionOptions
-from monolith.voice.response import Response, Speaker
+from monolith.voice.response import Gate, Response, Speaker
 from monolith.voice.timing import AudioClock, TurnTiming, now
+from monolith.voice.turns import TurnEnds, end_of_turn_policy
 
 log = logging.getLogger(__name__)
 COMMIT_WAIT_S = 3.0  # a client's commit waits this long for the recognizer's last words
@@ -77,7 +83,9 @@ class VoiceSession:
         self.sink = sink
         self.output_sample_rate = output_sample_rate
         self.retriever = retriever
-        self.speaker = Speaker(llm, tts, config, sampling, output_sample_rate, sink.emit)
+        self.speaker = Speaker(llm, tts, config, sampling, output_sample_rate)
+        self.end_of_turn = end_of_turn_policy(config)
+        self.turn_ends = TurnEnds(self.end_of_turn)
         self.options = SessionOptions(
             input_sample_rate=input_sample_rate or config.input_sample_rate, voice=default_voice,
             system_prompt=config.system_prompt, language=config.language, use_rag=config.use_rag,
@@ -88,6 +96,9 @@ class VoiceSession:
         self.stt_task: asyncio.Task[None] | None = None
         self.barge_task: asyncio.Task[None] | None = None
         self.response: Response | None = None
+        self.held: Response | None = None  # a preemptive answer, not released yet
+        self.paused_at: float | None = None  # the user paused: where their speech ended (input audio ms)
+        self.stopped_at = 0.0  # input audio received when the STT said the turn ended
         self.pending = TurnTiming()
         self.unanswered: list[str] = []  # user words not answered yet (turns taken by the client)
         self.uncommitted: list[str] = []  # heard, but the client has not committed them
@@ -129,7 +140,9 @@ class VoiceSession:
     async def on_text(self, text: str) -> None:
         """A typed turn: answered at once (interrupting a running answer)."""
         text = self._checked(text)
+        await self._discard_held("other")
         await self.cancel_response("interrupted")
+        self.turn_ends.reset()  # what comes next answers this, not the last spoken turn
         start = now()
         await self._start_response(text, TurnTiming(speech_end=start, final=start))
 
@@ -139,7 +152,9 @@ class VoiceSession:
 
     async def create_response(self) -> str:
         """Answer what the user said since the last answer (or the conversation as it stands)."""
+        await self._discard_held("other")
         await self.cancel_response("interrupted")
+        self.turn_ends.reset()
         user_text = join_texts(self.unanswered)
         self.unanswered.clear()
         start = now()
@@ -180,6 +195,7 @@ class VoiceSession:
                 raise InvalidRequest(f"{key} is longer than {self.config.max_text_chars} characters",
                                      code="invalid_value", param=key)
         rate_changed = changes.get("input_sample_rate", self.options.input_sample_rate) != self.options.input_sample_rate
+        await self._discard_held("other")  # built with the options as they were
         self.options = self.options.model_copy(update=changes)
         if rate_changed:
             await self._open_stream()
@@ -197,7 +213,7 @@ class VoiceSession:
             await resp.task
         spoken = join_texts(resp.spoken)
         self._remember(resp, spoken)
-        await self.sink.emit(ResponseCancelled(resp.id, reason, spoken))
+        await resp.emit(ResponseCancelled(resp.id, reason, spoken))
         metrics.TURNS.labels("cancelled").inc()
         if reason == "barge_in":
             metrics.BARGE_IN_LATENCY.observe(now() - started)
@@ -229,6 +245,7 @@ class VoiceSession:
         if self.closed:
             return
         self.closed = True
+        await self._discard_held("other")
         resp, self.response = self.response, None
         tasks = [t for t in (resp.task if resp else None, self.barge_task, self.stt_task) if t is not None]
         for task in tasks:
@@ -248,8 +265,12 @@ class VoiceSession:
                 await self.stt_task
         if self.stream is not None:
             await self.stream.close()
+        await self._discard_held("other")
         self.clock.reset()
-        self.stream = await self.stt.open_stream(sample_rate=self.options.input_sample_rate, request_id=self.id)
+        self.paused_at = None
+        self.turn_ends.reset()
+        self.stream = await self.stt.open_stream(sample_rate=self.options.input_sample_rate, request_id=self.id,
+                                                 end_of_turn=self.end_of_turn)
         self.stt_task = asyncio.create_task(self._stt_loop(self.stream), name=f"stt-{self.id}")
 
     async def _stt_loop(self, stream: STTStream) -> None:
@@ -266,12 +287,19 @@ class VoiceSession:
 
     async def _on_stt_event(self, ev: STTEvent) -> None:
         if ev.kind == "speech_started":
+            # speech soon after a turn ended, its answer still coming (or left to the client):
+            # the user went on, the turn ended too early
+            self.turn_ends.speech_started(ev.audio_ms, answering=self.response is not None
+                                          or not self.options.create_response)
+            self.paused_at = None
+            await self._discard_held("user_went_on")
             self.pending = TurnTiming(speech_start=self.clock.received_at(ev.audio_ms))
             await self.sink.emit(SpeechStarted(round(ev.audio_ms, 1)))
             if self.options.turn_detection and self.options.interrupt_response:
                 self._arm_barge_in(ev.audio_ms)
         elif ev.kind == "speech_stopped":
             self.pending.speech_end = self.clock.received_at(ev.audio_ms)
+            self.stopped_at = self.clock.position_ms
             if self.barge_task is not None and not self.barge_task.done():
                 self.barge_task.cancel()  # too short to count as an interruption
             await self.sink.emit(SpeechStopped(round(ev.audio_ms, 1)))
@@ -279,7 +307,16 @@ class VoiceSession:
             if self.pending.first_partial is None:
                 self.pending.first_partial = now()
             await self.sink.emit(TranscriptPartial(ev.text))
+            if self.paused_at is not None:  # the recognizer revised what was said before the pause
+                await self._preempt(ev.text, self.paused_at)
+        elif ev.kind == "paused":
+            self.paused_at = ev.audio_ms
+            await self._preempt(ev.text, ev.audio_ms)
+        elif ev.kind == "resumed":
+            self.paused_at = None
+            await self._discard_held("user_went_on")
         elif ev.kind == "final":
+            self.paused_at = None
             await self._on_final(ev)
 
     async def _on_final(self, ev: STTEvent) -> None:
@@ -294,14 +331,74 @@ class VoiceSession:
         if timing.speech_end is None:
             timing.speech_end = self.clock.received_at(ev.audio_ms)
         await self.sink.emit(TranscriptFinal(ev.text, round(ev.audio_ms, 1)))
+        held, self.held = self.held, None
+        full = join_texts([*self.unanswered, text])
+        if held is not None and (not text or not self.options.create_response
+                                 or normalised(held.user_text) != normalised(full)):
+            await self._throw_away(held, "transcript_changed")
+            held = None
         if not text:
             return
+        self.turn_ends.ended(self.stopped_at, text)
         if not self.options.create_response:  # the client asks for the answer
             self.unanswered.append(text)
             return
         await self.cancel_response("interrupted")
-        await self._start_response(join_texts([*self.unanswered, text]), timing)
+        if held is not None:
+            await self._release(held, full, timing)
+        else:
+            await self._start_response(full, timing)
         self.unanswered.clear()
+
+    # --- preemptive response -------------------------------------------------------------------
+
+    async def _preempt(self, text: str, speech_end_ms: float) -> None:
+        """The user paused: start the answer to what they said so far, held. Only while nothing
+        else is answering (an answer still playing would change the history it is built on)."""
+        text = text.strip()
+        if (not self.config.preemptive or not text or self.response is not None
+                or not (self.options.turn_detection and self.options.create_response)):
+            return
+        full = join_texts([*self.unanswered, text])
+        if self.held is not None:
+            if normalised(self.held.user_text) == normalised(full):
+                return
+            await self._discard_held("transcript_changed")
+        timing = TurnTiming(speech_start=self.pending.speech_start, first_partial=self.pending.first_partial,
+                            speech_end=self.clock.received_at(speech_end_ms), preemptive=True)
+        self.held = self._new_response(full, timing, held=True)
+
+    async def _release(self, resp: Response, user_text: str, timing: TurnTiming) -> None:
+        """The final transcript says what `resp` was built on: it becomes the running response,
+        what it held goes out at once, and the rest follows live."""
+        t = resp.timing
+        t.speech_start, t.first_partial, t.final = timing.speech_start, timing.first_partial, timing.final
+        t.speech_end = timing.speech_end or t.speech_end
+        resp.user_text = user_text
+        layout = self.conversation.layout(resp.id)  # truncation can find it from now on
+        layout.extend(resp.layout)
+        resp.layout = layout
+        self.response = resp
+        metrics.PREEMPTIVE.labels("used", "").inc()
+        log.info("preemptive response used", extra={"session_id": self.id, "response_id": resp.id})
+        await resp.gate.release(user_text)
+
+    async def _discard_held(self, reason: str) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            await self._throw_away(held, reason)
+
+    async def _throw_away(self, resp: Response, reason: str) -> None:
+        """A held response nobody will hear: abort its LLM request and TTS, count the waste."""
+        if resp.task is not None:
+            resp.task.cancel()
+            with contextlib.suppress(BaseException):
+                await resp.task
+        metrics.PREEMPTIVE.labels("discarded", reason).inc()
+        metrics.PREEMPTIVE_DISCARDED_LLM_CHARS.inc(len(resp.text))
+        metrics.PREEMPTIVE_DISCARDED_TTS_SECONDS.inc(resp.samples / self.output_sample_rate)
+        log.info("preemptive response discarded", extra={"session_id": self.id, "response_id": resp.id,
+                                                        "reason": reason})
 
     def _arm_barge_in(self, onset_ms: float) -> None:
         if self.response is None:
@@ -319,12 +416,17 @@ class VoiceSession:
     # --- response side -----------------------------------------------------------------------
 
     async def _start_response(self, user_text: str, timing: TurnTiming) -> str:
+        return self._new_response(user_text, timing, held=False).id
+
+    def _new_response(self, user_text: str, timing: TurnTiming, *, held: bool) -> Response:
         self.turns += 1
-        resp = Response(id=f"{self.id}-{self.turns}", user_text=user_text, timing=timing)
-        resp.layout = self.conversation.layout(resp.id)
-        self.response = resp
+        resp = Response(id=f"{self.id}-{self.turns}", user_text=user_text, timing=timing,
+                        gate=Gate(self.sink.emit, timing, held=held))
+        if not held:
+            resp.layout = self.conversation.layout(resp.id)
+            self.response = resp
         resp.task = asyncio.create_task(self._run_response(resp), name=f"response-{resp.id}")
-        return resp.id
+        return resp
 
     async def _chat(self, resp: Response) -> list[ChatMessage]:
         messages = [ChatMessage("system", self.options.system_prompt)]
@@ -344,29 +446,36 @@ class VoiceSession:
         request_id_var.set(resp.id)  # this task's own context: its logs and provider calls carry it
         try:
             messages = await self._chat(resp)
-            await self.sink.emit(ResponseStarted(resp.id, resp.user_text))
+            await resp.emit(ResponseStarted(resp.id, resp.user_text))
             await self.speaker.answer(resp, messages, self.options)
+            await resp.gate.released.wait()  # a held response ends once it is released (or is cancelled)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # Whatever failed, the response ends here: the client hears why, the session is free
-            # for the next turn (a wedged response would hold its slot and dodge the idle timeout).
-            self._release(resp)
-            metrics.TURNS.labels("failed").inc()
             if not isinstance(exc, MonolithError):
                 log.exception("response failed", extra={"session_id": self.id, "response_id": resp.id})
-            await self.sink.emit(SessionError(exc, response_id=resp.id))
+            if resp.gate.held:  # never heard: the end of the turn starts afresh
+                if self.held is resp:
+                    self.held = None
+                metrics.PREEMPTIVE.labels("discarded", "failed").inc()
+                return
+            # Whatever failed, the response ends here: the client hears why, the session is free
+            # for the next turn (a wedged response would hold its slot and dodge the idle timeout).
+            self._forget(resp)
+            metrics.TURNS.labels("failed").inc()
+            await resp.emit(SessionError(exc, response_id=resp.id))
             return
-        self._release(resp)
+        self._forget(resp)
         spoken = join_texts(resp.spoken)
         self._remember(resp, spoken)
-        await self.sink.emit(ResponseDone(resp.id, spoken, tuple(resp.sources)))
+        await resp.emit(ResponseDone(resp.id, spoken, tuple(resp.sources)))
         await self.speaker.report(resp, self.id)
 
-    def _release(self, resp: Response) -> None:
+    def _forget(self, resp: Response) -> None:
         """Forget `resp` as the running response, unless a newer one has replaced it."""
         if self.response is resp:
             self.response = None
 
     def _remember(self, resp: Response, spoken: str) -> None:
         self.conversation.remember(resp.user_text, resp.id, spoken)
+

@@ -54,10 +54,11 @@ class TurnTiming:
     first_chunk_ready: float | None = None
     tts_request: float | None = None
     tts_first_audio: float | None = None
-    audio_sent: float | None = None
+    audio_sent: float | None = None  # the first audio actually sent to the client
+    preemptive: bool = False  # the answer was started at a pause, before the turn ended
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def metrics(self) -> dict[str, float | None]:
+    def metrics(self) -> dict[str, float | bool | None]:
         provider_ms = None
         if None not in (self.llm_request, self.first_chunk_ready, self.tts_request, self.tts_first_audio):
             # On the critical path: the LLM producing the first speakable chunk, then TTS
@@ -65,11 +66,15 @@ class TurnTiming:
             provider_ms = _ms(self.first_chunk_ready, self.llm_request) + _ms(self.tts_first_audio, self.tts_request)  # type: ignore[operator]
         since_final = _ms(self.audio_sent, self.final)
         overhead = round(since_final - provider_ms, 2) if since_final is not None and provider_ms is not None else None
+        first_audio = _ms(self.audio_sent, self.speech_end)
         return {
             "partial_ms": _ms(self.first_partial, self.speech_start),
             "final_ms": _ms(self.final, self.speech_end),
             "llm_first_token_ms": _ms(self.llm_first_token, self.speech_end),
-            "tts_start_ms": _ms(self.audio_sent, self.speech_end),
+            "tts_start_ms": first_audio,
             "provider_ms": provider_ms,
-            "pipeline_overhead_ms": overhead,
+            # a preemptive answer's providers worked before the final: nothing to split
+            "pipeline_overhead_ms": None if self.preemptive else overhead,
+            "end_of_speech_to_first_audio_ms": first_audio,  # what the user waits for (= tts_start_ms)
+            "preemptive": self.preemptive,
         }

@@ -47,12 +47,51 @@ async def test_base64_on_the_wire_is_little_endian_float32(client: httpx.AsyncCl
     np.testing.assert_allclose(vec, floats["data"][0]["embedding"], atol=1e-6)
 
 
-async def test_token_id_input_is_decoded_with_the_models_tokenizer(client: httpx.AsyncClient) -> None:
+HELLO_WORLD_CL100K = [15339, 1917]  # tiktoken.get_encoding("cl100k_base").encode("hello world")
+
+
+async def test_tiktoken_ids_give_the_same_vector_as_the_text(client: httpx.AsyncClient) -> None:
+    """LangChain's OpenAIEmbeddings sends cl100k_base ids: they are read back to the text."""
     as_text = (await client.post("/v1/embeddings", json={"input": "hello world"})).json()
-    as_ids = (await client.post("/v1/embeddings", json={"input": [7592, 2088]})).json()
-    many = (await client.post("/v1/embeddings", json={"input": [[7592, 2088], [7592]]})).json()
-    np.testing.assert_allclose(as_text["data"][0]["embedding"], as_ids["data"][0]["embedding"], atol=1e-6)
-    assert len(many["data"]) == 2
+    as_ids = await client.post("/v1/embeddings", json={"input": HELLO_WORLD_CL100K, "model": "text-embedding-3-small"})
+    many = await client.post("/v1/embeddings", json={"input": [HELLO_WORLD_CL100K, [15339]]})
+    assert as_ids.status_code == 200, as_ids.text
+    np.testing.assert_allclose(as_text["data"][0]["embedding"], as_ids.json()["data"][0]["embedding"], atol=1e-6)
+    assert len(many.json()["data"]) == 2 and as_ids.json()["model"] == "all-minilm-l6-v2"
+
+
+async def test_ids_outside_cl100k_base_are_400(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/v1/embeddings", json={"input": [15339, 100256]})
+    assert resp.status_code == 400
+    assert "token id 100256 is not in cl100k_base" in resp.json()["error"]["message"]
+    assert resp.json()["error"]["param"] == "input"
+
+
+async def test_without_the_vocabulary_token_ids_are_a_400_that_says_what_to_do(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monolith.providers import tiktoken_ids
+
+    tiktoken_ids.cl100k_base.cache_clear()
+    monkeypatch.setattr(tiktoken_ids, "vocabulary_file", lambda: None)
+    resp = await client.post("/v1/embeddings", json={"input": HELLO_WORLD_CL100K})
+    tiktoken_ids.cl100k_base.cache_clear()
+    error = resp.json()["error"]
+    assert resp.status_code == 400 and error["code"] == "token_ids_unsupported"
+    assert "monolith[openai-tokens]" in error["message"] and "check_embedding_ctx_length=False" in error["message"]
+
+
+async def test_token_ids_can_be_read_with_the_models_own_tokenizer_or_refused(tiny_root: Path) -> None:
+    for how, status in (("model", 200), ("reject", 400)):
+        settings = load_tiny(tiny_root, {"MONOLITH_RAG__ENABLED": "false", "MONOLITH_EMBEDDING__TOKEN_IDS": f'"{how}"'})
+        async with running(build_app(settings)) as c:
+            as_text = (await c.post("/v1/embeddings", json={"input": "hello world"})).json()
+            as_ids = await c.post("/v1/embeddings", json={"input": [7592, 2088]})  # MiniLM's (BERT's) ids
+        assert as_ids.status_code == status, as_ids.text
+        if how == "model":
+            np.testing.assert_allclose(as_text["data"][0]["embedding"], as_ids.json()["data"][0]["embedding"], atol=1e-6)
+        else:
+            assert "check_embedding_ctx_length=False" in as_ids.json()["error"]["message"]
 
 
 async def test_dimensions_equal_to_the_models_is_accepted_other_values_refused(oai: openai.AsyncOpenAI) -> None:
@@ -70,7 +109,7 @@ async def test_dimensions_equal_to_the_models_is_accepted_other_values_refused(o
         ({"input": ""}, 400, "input[0] is empty"),
         ({"input": ["ok", "  "]}, 400, "input[1] is empty"),
         ({"input": [f"t{i}" for i in range(9)]}, 400, "at most 8 per request"),
-        ({"input": "x", "model": "text-embedding-3-small"}, 404, "text-embedding-3-small"),
+        ({"input": "x", "model": "text-embedding-4"}, 404, "text-embedding-4"),
         ({"input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
         ({"input": 5}, 400, "input"),
         ({}, 400, "input"),

@@ -78,9 +78,10 @@ async def test_openai_client_gets_the_body_streamed_as_chunks_render(app_factory
         ({"input": "x" * 5000}, 400, "at most 4096"),
         ({"voice": "bariton"}, 400, "unknown voice 'bariton'"),
         ({"response_format": "ogg"}, 400, "response_format 'ogg' is not supported"),
-        ({"speed": 1.5}, 400, "speed is not supported"),
         ({"speed": 9}, 400, "speed"),
-        ({"model": "tts-1"}, 404, "tts-1"),
+        ({"speed": 0.2}, 400, "speed"),
+        ({"stream_format": "json"}, 400, "stream_format"),
+        ({"model": "tts-2"}, 404, "tts-2"),
     ],
 )
 async def test_bad_requests_are_400(client: httpx.AsyncClient, patch: dict[str, object], status: int, message: str) -> None:
@@ -108,3 +109,47 @@ async def test_openai_voice_names_stand_for_this_servers_voices(client: httpx.As
         resp = await client.post("/v1/audio/speech", json={"model": "default", "input": "Hello.", "voice": voice,
                                                            "response_format": "pcm"})
         assert resp.status_code == 200 and len(resp.content) > 1000
+
+
+@pytest.mark.parametrize("speed", [0.25, 0.5, 2.0, 4.0])
+async def test_speed_changes_the_length_of_the_speech(client: httpx.AsyncClient, speed: float) -> None:
+    async def seconds(speed: float) -> float:
+        resp = await client.post("/v1/audio/speech", json={**SPEECH, "input": "Hello there.", "speed": speed,
+                                                           "response_format": "pcm"})
+        assert resp.status_code == 200, resp.text
+        return len(resp.content) / 2 / 24000
+
+    normal, changed = await seconds(1.0), await seconds(speed)
+    assert abs(changed * speed / normal - 1) < 0.05
+
+
+@pytest.mark.parametrize("model", ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"])
+async def test_openai_model_names_are_aliases_of_the_tts_model(client: httpx.AsyncClient, model: str) -> None:
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "model": model, "voice": "alloy", "response_format": "pcm"})
+    assert resp.status_code == 200 and len(resp.content) > 1000
+    assert resp.headers["x-monolith-provider"] == "mock"
+
+
+async def test_stream_format_sse_sends_base64_audio_deltas_then_done(client: httpx.AsyncClient) -> None:
+    import base64
+    import json
+
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "response_format": "wav", "stream_format": "sse"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]
+    deltas = [e for e in events if e["type"] == "speech.audio.delta"]
+    assert len(deltas) > 1 and events[-1]["type"] == "speech.audio.done" and len(events) == len(deltas) + 1
+    usage = events[-1]["usage"]
+    assert usage["input_tokens"] == len(SPEECH["input"]) and usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    samples, rate = decode(b"".join(base64.b64decode(d["audio"]) for d in deltas))
+    plain, _ = decode((await client.post("/v1/audio/speech", json={**SPEECH, "response_format": "wav"})).content)
+    assert rate == 24000 and samples.size == plain.size
+
+
+async def test_flac_has_a_complete_streaminfo_header(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/v1/audio/speech", json={**SPEECH, "response_format": "flac"})
+    info = sf.info(io.BytesIO(resp.content))  # libsndfile refuses a FLAC whose STREAMINFO says 0 samples
+    samples, rate = sf.read(io.BytesIO(resp.content), dtype="float32")
+    assert info.format == "FLAC" and info.frames == samples.size > 0 and rate == 24000
+    total = int.from_bytes(resp.content[8 + 10 : 8 + 18], "big") & ((1 << 36) - 1)  # STREAMINFO's total samples
+    assert total == samples.size

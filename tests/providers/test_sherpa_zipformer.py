@@ -63,3 +63,19 @@ async def test_a_real_architecture_zipformer_loads_and_batched_sessions_get_thei
     assert together == alone  # each session's text is what it got decoded alone
     assert (engine.decoded_streams - before_streams) / (engine.batches - before_batches) > 1.5  # and it was batched
     await provider.close()
+
+
+@pytest.mark.parametrize("head", sorted(MODEL_TYPES))
+async def test_whole_file_segments_carry_token_ids_and_times(zipformer_models: dict[str, Path], head: str) -> None:
+    """What verbose_json is made of, from both heads: ids from tokens.txt, one time per token
+    (from the file's start), inside the segment."""
+    provider = await loaded(zipformer_models[head])
+    audio = np.concatenate([silence(0.5), speech(), silence(1.5)])
+    segments = [s async for s in provider.transcribe_segments(audio, RATE)]
+    await provider.close()
+    assert segments and all(s.text for s in segments)
+    for segment in segments:
+        assert len(segment.token_ids) == len(segment.tokens) == len(segment.token_starts) > 0
+        assert segment.start_s <= segment.token_starts[0] and segment.token_starts == tuple(sorted(segment.token_starts))
+        assert 0.0 <= segment.start_s < segment.end_s <= audio.size / RATE
+        assert segment.speech_s is not None and segment.speech_s > 0

@@ -19,6 +19,7 @@ from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
 from monolith.providers.mock_stt import MockSTT
 from monolith.providers.mock_tts import MockTTS
 from monolith.providers.stt import STTEvent, STTStream
+from monolith.turn_end import EndOfTurn
 
 from ..conftest import AppFactory, make_settings
 from ..fakes import FakeRealLLM
@@ -109,12 +110,15 @@ class FaultySTT(MockSTT):
         if self.fault == "load":
             raise RuntimeError("recognizer failed to load (injected)")
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
         if self.fault == "before_first":
             raise RuntimeError("recognizer refused a stream (injected)")
         if self.fault == "hang":
             await asyncio.Event().wait()
-        return FaultySTTStream(await super().open_stream(sample_rate=sample_rate, request_id=request_id), self.fault)
+        inner = await super().open_stream(sample_rate=sample_rate, request_id=request_id, end_of_turn=end_of_turn)
+        return FaultySTTStream(inner, self.fault)
 
 
 def real_settings(fallback: str) -> Settings:

@@ -142,3 +142,32 @@ async def test_two_sessions_at_once_each_hear_their_own_sentence(app_factory: Ap
 
         heard = await asyncio.gather(*(session(samples, rate) for samples, rate in waves))
     assert [words(h) for h in heard] == [words(s) for s in SENTENCES[:2]]
+
+
+async def test_a_preemptive_turn_with_real_speech_is_released_and_heard_word_for_word(
+    app_factory: AppFactory, speech_root: Path,
+) -> None:
+    """Moonshine decodes the turn at the pause; nothing is said after it, so the final is that
+    text and the answer started at the pause is the one that goes out."""
+    sentence = SENTENCES[1]
+    settings = load_speech(speech_root, {"MONOLITH_VOICE__PREEMPTIVE": "true"})
+    async with serve_live(app_factory(settings)) as live:
+        async with httpx.AsyncClient(base_url=live.http_url, timeout=30) as client:
+            samples, rate = _wav(await spoken(client, sentence))
+        pcm16k = (soxr.resample(samples, rate, 16000) * 32767).astype("<i2").tobytes()
+        async with websockets.connect(live.url, max_size=1 << 24) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            stream = pcm16k + bytes(640) * 60
+            for i in range(0, len(stream), 640):
+                await ws.send(stream[i : i + 640])
+                await asyncio.sleep(0.02)
+            events: list[dict[str, Any]] = []
+            while not any(e["type"] == "turn.metrics" for e in events):
+                message = await asyncio.wait_for(ws.recv(), 20)
+                if isinstance(message, str):
+                    events.append(json.loads(message))
+    metrics = next(e for e in events if e["type"] == "turn.metrics")
+    done = next(e for e in events if e["type"] == "response.done")
+    assert metrics["preemptive"] is True
+    assert {e["response_id"] for e in events if "response_id" in e} == {done["response_id"]}
+    assert words(done["text"]) == words(sentence)

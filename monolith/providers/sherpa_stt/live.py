@@ -15,7 +15,8 @@ import numpy as np
 
 from monolith.providers.base import BlockingRunner
 from monolith.providers.sherpa_stt.engines import Engine, StreamState
-from monolith.providers.stt import STTEvent, STTStream
+from monolith.providers.stt import Segment, STTEvent, STTStream
+from monolith.turn_end import EndOfTurn
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,9 @@ class DecodeLoop:
     def wake(self) -> None:
         self._wake.set()
 
-    async def open(self, sample_rate: int, request_id: str) -> SherpaStream:
+    async def open(self, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None) -> SherpaStream:
         async with self._lock:
-            state = await self.runner.run(self.engine.new_state, sample_rate)
+            state = await self.runner.run(self.engine.new_state, sample_rate, end_of_turn)
         stream = SherpaStream(self, state, request_id)
         self.streams.add(stream)
         return stream
@@ -110,18 +111,18 @@ class DecodeLoop:
             events = await self.runner.run(self.engine.flush, stream.state)
         stream.deliver(events)
 
-    async def transcribe(self, samples: np.ndarray) -> AsyncIterator[str]:
-        """Whole audio (16 kHz) -> utterance texts as they are decoded, a piece per executor
-        call, taking turns with the live streams so a long file never stalls them."""
+    async def transcribe(self, samples: np.ndarray) -> AsyncIterator[Segment]:
+        """Whole audio (16 kHz) -> utterances as they are decoded, a piece per executor call,
+        taking turns with the live streams so a long file never stalls them."""
         async with self._lock:
             job = await self.runner.run(self.engine.transcription, samples)
         while True:
             async with self._lock:
-                texts = await self.runner.run(job.advance)
-            if texts is None:
+                segments = await self.runner.run(job.advance)
+            if segments is None:
                 return
-            for text in texts:
-                yield text
+            for segment in segments:
+                yield segment
 
     async def _run(self) -> None:
         while True:

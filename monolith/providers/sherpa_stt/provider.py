@@ -17,9 +17,11 @@ from monolith.providers.base import Capabilities, EngineSpec, import_names
 from monolith.providers.sherpa_stt.engines import Engine, OfflineEngine, OnlineEngine, Resampler
 from monolith.providers.sherpa_stt.live import DecodeLoop
 from monolith.providers.sherpa_stt.models import ModelFiles, build_offline, build_online, discover, probe_cuda_provider
+from monolith.providers.sherpa_stt.segments import read_symbols
 from monolith.providers.sherpa_stt.vad import RATE, resolve_vad_model
-from monolith.providers.stt import STTProvider, STTStream
+from monolith.providers.stt import Segment, STTProvider, STTStream
 from monolith.text import join_texts
+from monolith.turn_end import EndOfTurn
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +73,16 @@ class SherpaSTT(STTProvider):
         self.files = discover(Path(self.model_path), self.config)
         provider, device = self._placement()
         self.onnx_provider = provider
+        symbols = read_symbols(self.files.tokens)
         if self.files.mode == "streaming":
-            return OnlineEngine(build_online(self.files, self.config, provider, device), self.config, vad_model)
+            return OnlineEngine(build_online(self.files, self.config, provider, device), self.config, vad_model,
+                                symbols)
         if provider == "cuda" and device != 0:
             self._warnings.append(
                 f"sherpa-onnx's OfflineRecognizer takes no device index: it runs on the first visible GPU, "
                 f"not cuda:{device}"
             )
-        return OfflineEngine(build_offline(self.files, self.config, provider), self.config, vad_model)
+        return OfflineEngine(build_offline(self.files, self.config, provider), self.config, vad_model, symbols)
 
     def import_libraries(self) -> None:
         import_names("sherpa_onnx", "OnlineRecognizer", "OfflineRecognizer", "VoiceActivityDetector")
@@ -110,16 +114,22 @@ class SherpaSTT(STTProvider):
             raise RuntimeError("STT is not loaded")
         return self.loop
 
-    async def open_stream(self, *, sample_rate: int, request_id: str) -> STTStream:
-        return await self._live().open(sample_rate, request_id)
+    async def open_stream(
+        self, *, sample_rate: int, request_id: str, end_of_turn: EndOfTurn | None = None
+    ) -> STTStream:
+        return await self._live().open(sample_rate, request_id, end_of_turn)
 
     async def transcribe_stream(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[str]:
-        audio = await asyncio.to_thread(Resampler(sample_rate), samples, True)
         said = ""
-        async for text in self._live().transcribe(audio):
-            joined = join_texts([said, text])
+        async for segment in self.transcribe_segments(samples, sample_rate):
+            joined = join_texts([said, segment.text])
             delta, said = joined[len(said) :], joined
             yield delta
+
+    async def transcribe_segments(self, samples: np.ndarray, sample_rate: int) -> AsyncIterator[Segment]:
+        audio = await asyncio.to_thread(Resampler(sample_rate), samples, True)
+        async for segment in self._live().transcribe(audio):
+            yield segment
 
     async def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
         return "".join([delta async for delta in self.transcribe_stream(samples, sample_rate)])
