@@ -122,6 +122,11 @@ class LLMConfig(_Section):
     dtype: str = "auto"
     max_num_seqs: int = Field(64, ge=1)
     reasoning_effort: Literal["low", "medium", "high"] = "low"
+    # vLLM's tool-call parser for a chat-template model's output ("hermes", "llama3_json", ...;
+    # vLLM's --tool-call-parser); empty: no tool calling. gpt-oss needs none (harmony).
+    tool_call_parser: str = ""
+    # vLLM's --tool-strict-level: "parameter" constrains every tool's arguments to its schema.
+    tool_strict_level: Literal["auto", "function", "parameter"] = "auto"
     max_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)

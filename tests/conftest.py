@@ -146,10 +146,14 @@ def llm_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import tiny_llm
 
     root = tmp_path_factory.mktemp("llm")
-    return {
-        "llama": tiny_llm.write_tiny_llama(root / "tiny-llama"),
-        "gpt-oss": tiny_llm.write_tiny_gpt_oss(root / "tiny-gpt-oss", FINAL_ONLY_SCRIPT),
-    }
+    gpt_oss = tiny_llm.write_tiny_gpt_oss(root / "tiny-gpt-oss", FINAL_ONLY_SCRIPT)
+    # The same weights with the tokenizer.json real gpt-oss checkpoints ship (structured outputs need it)
+    with_tokenizer = root / "tiny-gpt-oss-tokenizer"
+    with_tokenizer.mkdir()
+    for item in gpt_oss.iterdir():
+        (with_tokenizer / item.name).symlink_to(item)
+    tiny_llm.write_harmony_tokenizer(with_tokenizer)
+    return {"llama": tiny_llm.write_tiny_llama(root / "tiny-llama"), "gpt-oss": gpt_oss, "gpt-oss-tokenizer": with_tokenizer}
 
 
 def vllm_config(model: Path, **overrides: Any) -> Any:
@@ -170,7 +174,26 @@ async def llama_engine(llm_models: dict[str, Path]) -> AsyncIterator[Any]:
     from monolith.providers.base import EngineSpec
     from monolith.providers.vllm_llm import VLLMProvider
 
-    provider = VLLMProvider(vllm_config(llm_models["llama"]), EngineSpec(model_path=str(llm_models["llama"]), model_id="tiny-llama"))
+    # Its chat template renders tools hermes-style (scripts/tiny_llm.py), read by vLLM's hermes parser.
+    # Random weights under a JSON grammar pick whitespace as often as anything: compact JSON only.
+    config = vllm_config(llm_models["llama"], tool_call_parser="hermes")
+    config.engine_args["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
+    provider = VLLMProvider(config, EngineSpec(model_path=str(llm_models["llama"]), model_id="tiny-llama"))
+    await provider.load()
+    await provider.warmup()
+    yield provider
+    await provider.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def gpt_oss_engine(llm_models: dict[str, Path]) -> AsyncIterator[Any]:
+    """The bigram-scripted tiny gpt-oss (it answers "Hello there." in the final channel) with its
+    tokenizer, so structured outputs can force what it writes; started once, by the tests that want it."""
+    from monolith.providers.base import EngineSpec
+    from monolith.providers.vllm_llm import VLLMProvider
+
+    folder = llm_models["gpt-oss-tokenizer"]
+    provider = VLLMProvider(vllm_config(folder, max_model_len=1024), EngineSpec(model_path=str(folder), model_id="tiny-gpt-oss"))
     await provider.load()
     await provider.warmup()
     yield provider

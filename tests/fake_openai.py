@@ -82,8 +82,9 @@ class FakeOpenAIServer:
         self.streaming += 1
         try:
             yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            for delta in self.deltas:
-                yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
+            for scripted in self.deltas:
+                delta = {k: v for k, v in scripted.items() if k != "logprobs"}  # `logprobs`: the choice's
+                yield chunk([{"index": 0, "delta": delta, "logprobs": scripted.get("logprobs"), "finish_reason": None}])
             if self.hold:
                 await asyncio.Event().wait()
             if self.finish_reason is not None:

@@ -45,9 +45,10 @@ def free_port() -> int:
 
 
 class VLLMServer:
-    def __init__(self, model: Path, workdir: Path) -> None:
+    def __init__(self, model: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.model = model
         self.workdir = workdir
+        self.extra_args = extra_args  # more of `vllm serve`'s flags
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -68,7 +69,7 @@ class VLLMServer:
             sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
             "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(self.port),
             "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "8", "--enforce-eager",
-            "--kv-cache-memory-bytes", str(KV_CACHE_BYTES),
+            "--kv-cache-memory-bytes", str(KV_CACHE_BYTES), *self.extra_args,
         ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # the model runs in the engine core: one child fewer

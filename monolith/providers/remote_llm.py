@@ -6,6 +6,11 @@ chat's text crosses the network.
 - Streaming through the openai SDK, with `stream_options.include_usage` for the token counts.
   Only `content` reaches the user: a reasoning model's `reasoning_content` (gpt-oss's analysis
   channel, which the server parses) is never spoken or shown.
+- Tools, `tool_choice`, `response_format` and logprobs go to the server as asked (vLLM's server
+  parses calls with its own `--tool-call-parser`, which must be enabled there with
+  `--enable-auto-tool-choice`); its `delta.tool_calls` and `logprobs` come back as the
+  interface's tool-call deltas and token logprobs; an answer that called a tool ends with
+  "tool_calls" (vLLM's server says "stop" after a named function's call).
 - Closing or cancelling the stream closes the HTTP response, and vLLM aborts a request whose
   client went away: a barge-in frees the remote engine's slot as it does a local one's.
 - Errors: a server that cannot be reached (refused, no answer within `connect_timeout_s`, after
@@ -31,8 +36,16 @@ from typing import Any
 
 from monolith.config import LLMConfig
 from monolith.errors import InvalidRequest, Unavailable
-from monolith.providers.base import EngineSpec, import_names
+from monolith.providers.base import Capabilities, EngineSpec, import_names
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
+from monolith.providers.openai_chat import (
+    message_dict,
+    response_format_dict,
+    token_logprobs,
+    tool_call_deltas,
+    tool_choice_value,
+    tool_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +72,7 @@ def _summary(exc: BaseException) -> str:
 
 class RemoteLLM(LLMProvider):
     backend = "remote"
+    capabilities = Capabilities(tool_calls=True, structured_output=True, logprobs=True)
 
     @classmethod
     def missing_files(cls, folder: Path) -> list[str]:
@@ -187,8 +201,7 @@ class RemoteLLM(LLMProvider):
     # --- chat -----------------------------------------------------------------------------
 
     def _request(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> dict[str, Any]:
-        # `developer` is OpenAI's newer name for `system`; chat templates know `system`.
-        chat = [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in messages]
+        chat = [message_dict(m) for m in messages]
         body: dict[str, Any] = {
             "model": self.upstream_model, "messages": chat, "max_tokens": options.max_tokens,
             "temperature": options.temperature, "top_p": options.top_p,
@@ -204,6 +217,13 @@ class RemoteLLM(LLMProvider):
             body["reasoning_effort"] = effort
         if options.ignore_eos:
             body["extra_body"] = {"ignore_eos": True}  # vLLM's extension (benchmarks)
+        if options.tools:
+            body |= {"tools": [tool_dict(t) for t in options.tools], "tool_choice": tool_choice_value(options.tool_choice),
+                     "parallel_tool_calls": options.parallel_tool_calls}
+        if options.response_format is not None:
+            body["response_format"] = response_format_dict(options.response_format)
+        if options.logprobs:
+            body |= {"logprobs": True, "top_logprobs": options.top_logprobs}
         return body
 
     async def stream_chat(
@@ -225,20 +245,27 @@ class RemoteLLM(LLMProvider):
                 raise self._translate(exc, started=False) from exc
             finish: str | None = None
             usage: Any = None
+            called = False
             try:
                 async for chunk in stream:
                     usage = chunk.usage or usage
                     for choice in chunk.choices:
                         if choice.index != 0:
                             continue
-                        if choice.delta is not None and choice.delta.content:
-                            yield LLMChunk(choice.delta.content)
+                        text = (choice.delta.content if choice.delta is not None else None) or ""
+                        calls = tool_call_deltas(choice.delta.tool_calls if choice.delta is not None else None)
+                        logprobs = token_logprobs(choice.logprobs.content if choice.logprobs is not None else None)
+                        called = called or bool(calls)
+                        if text or calls or logprobs:
+                            yield LLMChunk(text, tool_calls=calls, logprobs=logprobs)
                         finish = choice.finish_reason or finish
             except Exception as exc:
                 raise self._translate(exc, started=True) from exc
             if finish is None:
                 raise RemoteFailed(f"{self.endpoint} ended the answer without a finish reason")
             finished = True
+            if called and finish == "stop":  # vLLM's server says "stop" for a named function's call
+                finish = "tool_calls"
             yield LLMChunk("", finish_reason=finish,
                            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))

@@ -117,11 +117,24 @@ async def test_chat_completions(client: httpx.AsyncClient) -> None:
     assert (await oai.chat.completions.create(model="default", messages=CHAT["messages"])).choices[0].message.content
     stream = await oai.chat.completions.create(model="default", messages=CHAT["messages"], stream=True)
     assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-    found = problems("CreateChatCompletionResponse", plain)
-    expected_gaps = {"choices/0: 'logprobs' is a required property", "choices/0/message: 'refusal' is a required property"}
-    if found and set(found) <= expected_gaps:  # the chat half of issue #25 adds them (logprobs/refusal null)
-        pytest.xfail(f"chat.completion lacks the null fields the spec requires: {found}")
-    assert not found, found
+    check("CreateChatCompletionResponse", plain)
+    # A tool call (whole and streamed), the agent's next turn, structured output and logprobs
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    asked = {**CHAT, "tools": tools, "tool_choice": "required"}
+    called = (await client.post("/v1/chat/completions", json=asked)).json()
+    check("CreateChatCompletionResponse", called)
+    for chunk in events(await client.post("/v1/chat/completions", json={**asked, "stream": True})):
+        check("CreateChatCompletionStreamResponse", chunk)
+    call = called["choices"][0]["message"]["tool_calls"][0]
+    turn = [*CHAT["messages"], called["choices"][0]["message"], {"role": "tool", "tool_call_id": call["id"], "content": "21 C"}]
+    check("CreateChatCompletionResponse", (await client.post("/v1/chat/completions", json={**asked, "messages": turn,
+                                                                                         "tool_choice": "auto"})).json())
+    fmt = {"type": "json_schema", "json_schema": {"name": "w", "schema": tools[0]["function"]["parameters"]}}
+    for extra in ({"response_format": fmt}, {"logprobs": True, "top_logprobs": 2}):
+        check("CreateChatCompletionResponse", (await client.post("/v1/chat/completions", json={**CHAT, **extra})).json())
+        for chunk in events(await client.post("/v1/chat/completions", json={**CHAT, **extra, "stream": True})):
+            check("CreateChatCompletionStreamResponse", chunk)
 
 
 async def test_embeddings(client: httpx.AsyncClient) -> None:

@@ -137,7 +137,10 @@ async def test_a_remote_llm_cannot_be_swapped_from_here(fake: FakeOpenAIServer) 
 
 @pytest.fixture(scope="module")
 def vllm_server(llm_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
-    server = VLLMServer(llm_models["llama"], tmp_path_factory.mktemp("vllm-server"))
+    # Tool calls parsed by the server (the tiny Llama's template is hermes-style); compact JSON (random weights)
+    tools = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+             "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
+    server = VLLMServer(llm_models["llama"], tmp_path_factory.mktemp("vllm-server"), tools)
     server.start()
     try:
         server.wait_healthy()
@@ -172,6 +175,49 @@ async def test_a_chat_through_monolith_is_the_servers_own_answer(vllm_server: VL
         chunks = [c async for c in stream]
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == own.choices[0].message.content
         assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == own.usage.total_tokens
+
+
+@pytest.mark.engine
+async def test_tool_calls_and_structured_outputs_are_the_servers_own(vllm_server: VLLMServer) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "strict": True, "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "enum": ["Tokyo", "Paris"]}},
+        "required": ["city"], "additionalProperties": False}}}]
+    ask: Any = [{"role": "user", "content": "Weather in Tokyo?"}]
+    named: Any = {"type": "function", "function": {"name": "get_weather"}}
+    schema: Any = {"type": "json_schema", "json_schema": {"name": "flag", "strict": True, "schema": {
+        "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False}}}
+    direct = openai.AsyncOpenAI(base_url=vllm_server.base_url, api_key="EMPTY", max_retries=0)
+    own = await direct.chat.completions.create(model=SERVED_NAME, messages=ask, tools=tools, tool_choice=named,
+                                               max_tokens=120, temperature=0)
+    own_json = await direct.chat.completions.create(model=SERVED_NAME, messages=ask, response_format=schema,
+                                                    max_tokens=60, temperature=0)
+    await direct.close()
+    (own_call,) = own.choices[0].message.tool_calls or []
+    async with running(build_app(vllm_settings(vllm_server))) as client:
+        oai = openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=client, max_retries=0,
+                                 _strict_response_validation=True)
+        whole = await oai.chat.completions.create(model=SERVED_NAME, messages=ask, tools=tools, tool_choice=named,
+                                                  max_tokens=120, temperature=0)
+        (call,) = whole.choices[0].message.tool_calls or []
+        # the same call (the server re-serialises a whole answer's arguments; a stream's come as written)
+        assert call.function.name == own_call.function.name
+        assert json.loads(call.function.arguments) == json.loads(own_call.function.arguments)
+        assert whole.choices[0].finish_reason == "tool_calls"
+        async with oai.chat.completions.stream(model=SERVED_NAME, messages=ask, tools=tools, tool_choice=named,
+                                               max_tokens=120, temperature=0) as stream:
+            final = await stream.get_final_completion()
+        (streamed,) = final.choices[0].message.tool_calls or []
+        assert json.loads(streamed.function.arguments) == json.loads(own_call.function.arguments)
+        turn = [*ask, whole.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "21 C, clear"}]
+        answer = await oai.chat.completions.create(model=SERVED_NAME, messages=turn, tools=tools, tool_choice="none",
+                                                   max_tokens=8, temperature=0)
+        assert answer.choices[0].message.content and answer.choices[0].message.tool_calls is None
+        structured = await oai.chat.completions.create(model=SERVED_NAME, messages=ask, response_format=schema,
+                                                       max_tokens=60, temperature=0, logprobs=True, top_logprobs=2)
+        assert structured.choices[0].message.content == own_json.choices[0].message.content
+        logprobs = structured.choices[0].logprobs
+        assert logprobs is not None and logprobs.content and all(len(t.top_logprobs) == 2 for t in logprobs.content)
 
 
 LONG = 900  # tokens: seconds of work for the tiny model on CPU

@@ -13,7 +13,16 @@ import pytest
 from monolith.config import load_settings
 from monolith.errors import InvalidRequest, Unavailable
 from monolith.providers.base import EngineSpec
-from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
+from monolith.providers.llm import (
+    ChatMessage,
+    FunctionTool,
+    LLMChunk,
+    NamedFunction,
+    ResponseFormat,
+    SamplingOptions,
+    ToolCall,
+    collect_tool_calls,
+)
 from monolith.providers.remote_llm import RemoteFailed, RemoteLLM, RemoteUnreachable
 
 from ..fake_openai import FakeOpenAIServer
@@ -64,6 +73,44 @@ async def test_streams_only_visible_text_then_the_finish_with_the_servers_counts
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert "reasoning_effort" not in body  # not gpt-oss, and not asked for
     assert llm.running_requests() == 0 and not llm.aborted
+
+
+async def test_tools_formats_and_logprobs_go_to_the_server_and_its_calls_come_back(
+        fake: FakeOpenAIServer, llm: RemoteLLM) -> None:
+    call = {"index": 0, "id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+    fake.deltas = [{"tool_calls": [call]}, {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+                   {"tool_calls": [{"index": 0, "function": {"arguments": '"Tokyo"}'}}]}]
+    fake.finish_reason = "tool_calls"
+    tool = FunctionTool("get_weather", "Weather now.", {"type": "object", "properties": {"city": {"type": "string"}}},
+                        strict=True)
+    options = SamplingOptions(tools=(tool,), tool_choice=NamedFunction("get_weather"), parallel_tool_calls=False)
+    history = [*CHAT, ChatMessage("assistant", None, tool_calls=(ToolCall("call_1", "get_weather", "{}"),)),
+               ChatMessage("tool", "21 C", tool_call_id="call_1")]
+    chunks = await collect(llm.stream_chat(history, options, request_id="t"))
+    (got,) = collect_tool_calls(d for c in chunks for d in c.tool_calls)
+    assert (got.id, got.name, got.arguments) == ("call_9", "get_weather", '{"city": "Tokyo"}')
+    assert chunks[-1].finish_reason == "tool_calls" and all(c.text == "" for c in chunks)
+    body = fake.requests[-1]["body"]
+    assert body["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather now.", "parameters": tool.parameters, "strict": True}}]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert body["parallel_tool_calls"] is False
+    assert body["messages"][2:] == [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "content": "21 C", "tool_call_id": "call_1"}]
+
+    top = [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}, {"token": "Yo", "logprob": -2.5, "bytes": [89, 111]}]
+    fake.deltas = [{"content": "Hi", "logprobs": {"content": [{**top[0], "top_logprobs": top}], "refusal": None}}]
+    fake.finish_reason = "stop"
+    schema = {"type": "object", "properties": {}}
+    options = SamplingOptions(response_format=ResponseFormat("json_schema", schema, name="s"), logprobs=True, top_logprobs=2)
+    chunks = await collect(llm.stream_chat(CHAT, options, request_id="u"))
+    (token,) = chunks[0].logprobs
+    assert (token.token, token.logprob, token.bytes, [t.token for t in token.top]) == ("Hi", -0.1, (72, 105), ["Hi", "Yo"])
+    body = fake.requests[-1]["body"]
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 2) and "tools" not in body
 
 
 async def test_reasoning_effort_goes_to_gpt_oss_by_default() -> None:

@@ -15,7 +15,7 @@ from monolith.config import LLMConfig
 
 
 def engine_kwargs(
-    config: LLMConfig, *, model_path: str, served_name: str, devices: tuple[int, ...], harmony: bool
+    config: LLMConfig, *, model_path: str, served_name: str, devices: tuple[int, ...], skip_tokenizer: bool
 ) -> dict[str, Any]:
     tp, pp, dp = config.layout(len(devices)) if devices else (1, 1, 1)
     kwargs: dict[str, Any] = {
@@ -26,8 +26,9 @@ def engine_kwargs(
         "dtype": config.dtype,
         "max_num_seqs": config.max_num_seqs,
         # monolith renders gpt-oss prompts and parses its output with openai-harmony (token
-        # ids both ways); vLLM's own tokenizer would only be dead weight there.
-        "skip_tokenizer_init": harmony,
+        # ids both ways); vLLM needs the tokenizer only for structured outputs (xgrammar), so a
+        # gpt-oss folder without tokenizer.json is served without one.
+        "skip_tokenizer_init": skip_tokenizer,
     }
     if devices:
         kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
