@@ -78,3 +78,8 @@ TTS_QUEUE_WAIT = Histogram(
     ["chunk"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
+TTS_BATCH_CHUNKS = Histogram(
+    "monolith_tts_batch_chunks",
+    "Chunks advanced together by one step of the batched TTS decoder ([tts] max_batch above 1)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)

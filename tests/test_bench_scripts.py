@@ -72,7 +72,7 @@ def test_bench_llm_runs_both_paths(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
 def test_bench_tts_compares_the_two_policies(tmp_path: Path) -> None:
-    stdout, figures = run_bench("bench_tts.py", "--sessions", "2", "--responses", "1", "--chunks", "2",
+    stdout, figures = run_bench("bench_tts_policy.py", "--sessions", "2", "--responses", "1", "--chunks", "2",
                                 "--first-chunk-ms", "10", "--rtf", "0", out=tmp_path / "tts.json", timeout=120)
     assert "fifo / first-chunk-first, time to first audio p95" in stdout
     row = figures["runs"]["2"]
@@ -105,3 +105,15 @@ def test_gpu_check_dry_run_prints_the_plan_and_the_config() -> None:
     one = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry-run", "--gpus", "1"],
                          cwd=REPO, capture_output=True, text=True, timeout=60).stdout
     assert "llm [0], stt [0], embedding [0], tts [0] (allow_shared True)" in one
+
+
+@pytest.mark.slow  # minutes; CI runs it, `-m 'not slow'` skips it
+def test_bench_tts_compares_batched_and_one_at_a_time(tmp_path: Path) -> None:
+    stdout, figures = run_bench("bench_tts.py", "--quick", "--concurrency", "1", "2", "--tokens", "12",
+                                out=tmp_path / "tts.json", timeout=300)
+    assert "tokens/s one at a time" in stdout and "batched / one at a time, throughput:" in stdout
+    ratios = figures["batched_vs_sequential_throughput"]
+    assert set(ratios) == {"1", "2"} and all(r > 0 for r in ratios.values())
+    runs = figures["models"]["tiny"]["runs"]
+    for mode in ("sequential", "batched"):  # the same seeded chunks: the same tokens either way
+        assert runs["2"][mode]["tokens"] == runs["2"]["sequential"]["tokens"] > 0

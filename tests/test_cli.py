@@ -110,6 +110,16 @@ def test_the_shipped_layout_checks_out_for_an_8_gpu_node_from_a_laptop() -> None
     assert "plan: valid for the described GPUs" in result.stdout
 
 
+def test_the_check_counts_the_batched_tts_cache_in_the_tts_gpus_memory() -> None:
+    alone = run_cli("--check", "--gpus", "8x80GB")
+    batched = run_cli("--check", "--gpus", "8x80GB", env={"MONOLITH_TTS__MAX_BATCH": "16"})
+    assert alone.returncode == batched.returncode == 0, batched.stderr
+    tts_line = [line for line in alone.stdout.splitlines() if line.startswith("memory: GPU 7: tts")]
+    assert tts_line == ["memory: GPU 7: tts ~4.0 = ~4.0 of 80 GiB (fits)"]
+    # 16 rows of S1-mini's 8192 positions: 28 layers x 2 x 8 heads x 128 x 2 bytes each, 14 GiB
+    assert "memory: GPU 7: tts ~18.0 = ~18.0 of 80 GiB (fits)" in batched.stdout
+
+
 def test_old_env_tp_6_with_gpt_oss_fails_the_check_with_the_numbers() -> None:
     result = run_cli("--check", "--gpus", "8", env={"LLM_TP_SIZE": "6"})
     assert result.returncode == 2

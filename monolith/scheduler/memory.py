@@ -6,6 +6,7 @@ from the weights folders when they are here, else from typical production figure
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from monolith.config import Settings
@@ -26,6 +27,25 @@ def weights_gib(folder: Path, provider: str) -> float | None:
         return None
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.suffix in SUFFIXES[provider])
     return total / GIB if total else None
+
+
+# OpenAudio S1-mini's slow transformer, for the batched TTS decoder's cache when config.json is not here
+S1_MINI_CACHE = {"n_layer": 28, "n_local_heads": 8, "head_dim": 128, "max_seq_len": 8192}
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+def tts_batch_cache_gib(settings: Settings) -> float:
+    """The batched Fish decoder's KV cache: `max_batch` rows of the model's whole context."""
+    tts = settings.tts
+    if tts.provider != "fish-speech" or tts.max_batch <= 1:
+        return 0.0
+    sizes = dict(S1_MINI_CACHE)
+    config = settings.resolve(tts.model) / "config.json"
+    if config.is_file():
+        found = json.loads(config.read_text(encoding="utf-8"))
+        sizes.update({k: found[k] for k in sizes if isinstance(found.get(k), int)})
+    per_row = 2 * sizes["n_layer"] * sizes["n_local_heads"] * sizes["head_dim"] * sizes["max_seq_len"]
+    return tts.max_batch * per_row * DTYPE_BYTES[tts.precision] / GIB
 
 
 def estimate(settings: Settings, plan: Plan) -> list[str]:
@@ -56,6 +76,8 @@ def estimate(settings: Settings, plan: Plan) -> list[str]:
             continue
         found = weights_gib(settings.resolve(getattr(settings, name).model), name)
         gib = found * OVERHEAD[name] if found is not None else TYPICAL_GIB[name]
+        if name == "tts":
+            gib += tts_batch_cache_gib(settings)
         used.setdefault(assignment.devices[0], []).append((name, gib))
     rows: dict[str, list[int]] = {}  # GPUs with the same load share one line
     for device, parts in sorted(used.items()):

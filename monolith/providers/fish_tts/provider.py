@@ -2,9 +2,13 @@
 
 Fish Speech 0.1.0 renders a whole text in one piece, so monolith streams by chunks: the voice
 pipeline (and /v1/audio/speech) sends sentence-sized chunks, and each chunk's audio is yielded
-as soon as it is decoded. Each chunk runs on the TTS device's executor, in turn on the TTS
-device queue (scheduler.tts_queue). A cancelled chunk stops at the next semantic token. The
-semantic model runs on its own thread (`worker.py`), bound to the TTS device.
+as soon as it is decoded. A chunk waits its turn on the TTS device queue (scheduler.tts_queue).
+The semantic model runs on its own thread, bound to the TTS device, in one of two ways:
+- `[tts] max_batch = 1`: Fish's own loop (`worker.py`), one chunk at a time, compiled on CUDA;
+  the chunk runs through Fish's `TTSInferenceEngine` on the device's executor;
+- `max_batch` above 1: monolith's continuous-batching decoder (`batched.py`) advances up to
+  that many chunks per step; each chunk's codes go through Fish's codec on the executor.
+A cancelled chunk stops at the next semantic token (and frees its batch row).
 
 Process-wide state Fish Speech sets, and what is done about it:
 - On import it sets `TOKENIZERS_PARALLELISM=false` (restored) and torch inductor options (kept:
@@ -33,10 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from monolith import metrics
 from monolith.config import TTSConfig
 from monolith.errors import InvalidRequest
 from monolith.providers.base import EngineSpec, import_names
 from monolith.providers.fish_tts import compat
+from monolith.providers.fish_tts.batched import BatchedWorker, ChunkHandle, start_batched_worker
 from monolith.providers.fish_tts.worker import SemanticWorker, start_worker
 from monolith.providers.tts import TTSProvider
 
@@ -75,6 +81,7 @@ class FishTTS(TTSProvider):
         self.compiled = config.compile if isinstance(config.compile, bool) else self.device.startswith("cuda")
         self.engine: Any = None
         self.worker: SemanticWorker | None = None
+        self.batched: BatchedWorker | None = None  # max_batch > 1
         self.references = Path(spec.model_path) / "references"
         self.active = 0
         self.cancelled = 0
@@ -113,11 +120,19 @@ class FishTTS(TTSProvider):
         # the GIL). Python's own generational collection is enough.
         fish_engine.gc = _NO_FULL_COLLECT  # type: ignore[attr-defined]
         precision = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[self.config.precision]
-        # Fish's inductor options (set when it was imported) stay: torch.compile compiles lazily,
-        # at warm-up. vLLM compiles in its own processes, and nothing else here compiles.
-        self.worker = start_worker(self.model_path, self.device, precision, self.compiled)
+        if self.config.max_batch > 1:
+            # The batched decoder runs eagerly (its shapes change every step): no torch.compile.
+            self.compiled = False
+            self.batched = start_batched_worker(self.model_path, self.device, precision, self.config.max_batch,
+                                                on_step=metrics.TTS_BATCH_CHUNKS.observe)
+            requests: Any = None  # Fish's queue is not used: chunks go to the batched decoder
+        else:
+            # Fish's inductor options (set when it was imported) stay: torch.compile compiles
+            # lazily, at warm-up. vLLM compiles in its own processes, and nothing else here does.
+            self.worker = start_worker(self.model_path, self.device, precision, self.compiled)
+            requests = self.worker.requests
         codec = self._load_codec()
-        return TTSInferenceEngine(llama_queue=self.worker.requests, decoder_model=codec, precision=precision,
+        return TTSInferenceEngine(llama_queue=requests, decoder_model=codec, precision=precision,
                                   compile=self.compiled)
 
     def _load_codec(self) -> Any:
@@ -143,10 +158,11 @@ class FishTTS(TTSProvider):
     async def close(self) -> None:
         """Stop the semantic worker and release the model's memory (Fish has no close of its own)."""
         worker, self.worker, self.engine = self.worker, None, None
-        if worker is None:
-            return
-        worker.stop()
-        await self.runner.run(_release_memory, worker)
+        batched, self.batched = self.batched, None
+        for stopping in (worker, batched):
+            if stopping is not None:
+                stopping.stop()
+                await self.runner.run(_release_memory, stopping.thread, stopping.device)
 
     async def warmup(self) -> None:
         # Compiled, the first chunks trace and record the decoder's graphs: do it before /ready.
@@ -190,6 +206,11 @@ class FishTTS(TTSProvider):
         if self.engine is None:
             raise RuntimeError("Fish Speech is not loaded")
         references = await asyncio.to_thread(self._reference, voice)
+        if self.batched is not None:
+            audio = await self._render_batched(text, references, first_in_response)
+            if audio.size:
+                yield audio
+            return
         cancel = threading.Event()
         self.active += 1
         try:
@@ -227,6 +248,61 @@ class FishTTS(TTSProvider):
             _CANCEL.current = None
         return np.zeros(0, dtype=np.float32) if cancel.is_set() else audio
 
+    async def _render_batched(self, text: str, references: list[Any], first_in_response: bool) -> np.ndarray:
+        """One chunk through the batched decoder: its codes, then Fish's codec on the executor."""
+        assert self.batched is not None
+        decoder = self.batched.decoder
+        handle: ChunkHandle = await self.runner.run(
+            self._submit_batched, decoder, text, references, first_in_response)
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[ChunkHandle] = loop.create_future()
+
+        def settle(h: ChunkHandle) -> None:
+            if not finished.done():
+                finished.set_result(h)
+
+        def done(h: ChunkHandle) -> None:  # on the decode thread
+            loop.call_soon_threadsafe(settle, h)
+
+        self.active += 1
+        try:
+            handle.add_done_callback(done)
+            await finished
+        except asyncio.CancelledError:
+            decoder.cancel(handle)  # its row is freed at the decoder's next step
+            self.cancelled += 1
+            raise
+        finally:
+            self.active -= 1
+        if handle.state == "failed":
+            raise RuntimeError(f"Fish Speech failed: {handle.error}") from handle.error
+        if handle.state != "done" or handle.codes is None or not handle.codes.numel():
+            return np.zeros(0, dtype=np.float32)
+        audio: np.ndarray = await self.runner.run(self._decode_codes, handle.codes, text)
+        return audio
+
+    def _submit_batched(self, decoder: Any, text: str, references: list[Any], first_in_response: bool) -> ChunkHandle:
+        """On the executor: the reference voice's codes (Fish's own loader, cached) and the prompt."""
+        prompt_tokens, prompt_texts = self.engine.load_by_hash(references, "on") if references else ([], [])
+        config = self.config
+        handle: ChunkHandle = decoder.submit(
+            text, prompt_text=prompt_texts or None, prompt_tokens=prompt_tokens or None,
+            temperature=min(1.0, config.temperature), top_p=config.top_p,
+            repetition_penalty=config.repetition_penalty, max_new_tokens=config.max_new_tokens, seed=config.seed,
+            first_in_response=first_in_response)
+        return handle
+
+    def _decode_codes(self, codes: Any, text: str) -> np.ndarray:
+        import torch
+        from fish_speech.models.text2semantic.inference import GenerateResponse
+
+        with torch.inference_mode():
+            segment = self.engine.get_audio_segment(GenerateResponse(action="sample", codes=codes, text=text))
+        return np.asarray(segment, dtype=np.float32).reshape(-1)
+
+    def batch_capacity(self) -> int:
+        return self.config.max_batch
+
     def running_requests(self) -> int:
         return self.active
 
@@ -242,16 +318,16 @@ class _NoFullCollect:
 _NO_FULL_COLLECT = _NoFullCollect()
 
 
-def _release_memory(worker: SemanticWorker) -> None:
+def _release_memory(thread: threading.Thread, device: str) -> None:
     """On the TTS executor, after the worker was told to stop: free what the old model held."""
     import gc
 
     import torch
 
-    worker.thread.join(timeout=60)
+    thread.join(timeout=60)
     gc.collect()
-    if worker.device.startswith("cuda"):
-        with torch.cuda.device(worker.device):
+    if device.startswith("cuda"):
+        with torch.cuda.device(device):
             torch.cuda.empty_cache()
 
 
