@@ -27,6 +27,7 @@ from monolith.voice.conversation import SpokenChunk
 from monolith.voice.events import (
     ResponseAudio,
     ResponseAudioStarted,
+    ResponseFunctionCall,
     ResponseStarted,
     ResponseTextDelta,
     ServerEvent,
@@ -118,8 +119,10 @@ class Speaker:
             chunker = SentenceChunker(self.config.chunk_min_chars, self.config.chunk_max_chars,
                                       self.config.first_chunk_max_chars)
             calls = CallCollector(resp.id)
+            finish = None
             t.llm_request = now()
             async for delta in self.llm.stream_chat(messages, resp.tools.sampling(self.sampling), request_id=resp.id):
+                finish = delta.finish_reason or finish
                 if delta.text or delta.tool_calls:
                     t.llm_first_token = t.llm_first_token or now()
                 for piece in delta.tool_calls:
@@ -132,9 +135,13 @@ class Speaker:
             rest = chunker.flush()
             _queue([rest] if rest else [], chunks, t)
             chunks.put_nowait(None)
-            resp.tools.calls = calls.calls()
-            for call in calls.events():  # the client may run them while the text before them is spoken
-                await resp.emit(call)
+            made = calls.calls()
+            if made and finish == "length":  # arguments cut off: nothing anyone could run
+                log.warning("tool call cut off at max_tokens, not sent", extra={"response_id": resp.id})
+                made = ()
+            resp.tools.calls = made
+            for call in made:  # the client may run them while the text before them is spoken
+                await resp.emit(ResponseFunctionCall(resp.id, call.id, call.name, call.arguments))
             await speaking
         finally:
             if not speaking.done():

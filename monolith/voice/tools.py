@@ -33,7 +33,7 @@ from monolith.providers.llm import (
     ToolChoice,
 )
 from monolith.voice.conversation import Conversation
-from monolith.voice.events import ResponseFunctionCall, ResponseFunctionCallDelta
+from monolith.voice.events import ResponseFunctionCallDelta
 
 MAX_TOOLS = 128
 MAX_OUTPUT_CHARS = 32_000  # a tool's result (the LLM's context bounds it further)
@@ -99,7 +99,7 @@ class ResponseTools:
 
 
 class CallCollector:
-    """The pieces of a response's calls as they stream: each becomes an event, all of them the
+    """The pieces of a response's calls as they stream: each becomes an event; together, the
     whole calls (a call the engine gave no id gets one)."""
 
     def __init__(self, response_id: str) -> None:
@@ -116,9 +116,6 @@ class CallCollector:
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(ToolCall(c[0], c[1], c[2]) for _, c in sorted(self._calls.items()))
-
-    def events(self) -> list[ResponseFunctionCall]:
-        return [ResponseFunctionCall(self.response_id, c.id, c.name, c.arguments) for c in self.calls()]
 
 
 def checked_output(output: str) -> str:

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from monolith.config import MockLLMConfig
 from monolith.errors import InvalidRequest
-from monolith.providers.llm import ChatMessage, FunctionTool, LLMChunk, ToolCall, ToolCallDelta
+from monolith.providers.llm import ChatMessage, FunctionTool, LLMChunk, SamplingOptions, ToolCall, ToolCallDelta
+from monolith.providers.mock_llm import MockLLM
 from monolith.voice.events import (
     ResponseAudio,
     ResponseDone,
@@ -50,7 +52,7 @@ class GatedTTS(ToneTTS):
             yield samples
 
 
-async def with_tools(llm: StepLLM, **kwargs: object) -> tuple[VoiceSession, Collect]:
+async def with_tools(llm: StepLLM | MockLLM, **kwargs: object) -> tuple[VoiceSession, Collect]:
     session, sink, _ = await started(llm=llm, **kwargs)
     await session.update(OptionsUpdate(tools=[WEATHER]))
     return session, sink
@@ -186,4 +188,15 @@ async def test_a_held_answer_that_calls_is_flushed_on_release_and_never_seen_whe
                             "ResponseDone", "TurnMetrics"]
     assert session.history[-1] == ChatMessage("assistant", None, tool_calls=(MADE,))
     await session.add_tool_result("call_1", "sunny")
+    await session.close()
+
+
+async def test_a_call_cut_off_at_max_tokens_is_neither_sent_whole_nor_kept() -> None:
+    llm = MockLLM(MockLLMConfig(first_token_ms=0, tokens_per_second=1000))
+    session, sink = await with_tools(llm)
+    session.speaker.sampling = SamplingOptions(max_tokens=3)
+    await session.on_text("Call get_weather.")
+    await sink.until(ResponseDone)
+    assert sink.of(ResponseFunctionCallDelta) and not sink.of(ResponseFunctionCall)
+    assert [m.role for m in session.history] == ["user"]
     await session.close()
