@@ -196,7 +196,7 @@ def _response_tools(response: Any, session: VoiceSession) -> ResponseTools | Non
         return None
     tools, choice = parse_tools(response.get("tools", session.options.tools),
                                 response.get("tool_choice", session.options.tool_choice), "response")
-    return ResponseTools(tuple(tools), choice)
+    return ResponseTools(tuple(tools), choice, session.options.parallel_tool_calls)
 
 
 async def _create_item(item: Any, session: VoiceSession, sink: RealtimeSink) -> None:

@@ -83,7 +83,7 @@ def session_config(options: dict[str, Any], *, model: str, vad: ServerVad, trans
             "output": {"format": dict(PCM), "voice": options["voice"], "speed": options["speed"]},
         },
         "tools": list(options.get("tools", [])), "tool_choice": options.get("tool_choice", "auto"),
-        "max_output_tokens": "inf",
+        "parallel_tool_calls": options.get("parallel_tool_calls", True), "max_output_tokens": "inf",
     }
 
 
@@ -91,7 +91,7 @@ def options_from_session(session: dict[str, Any], *, vad: ServerVad) -> OptionsU
     """A (merged) GA session object -> the session's options; anything monolith cannot honour is
     an error naming it, and nothing changes."""
     known = {"type", "object", "id", "model", "output_modalities", "instructions", "audio", "tools", "tool_choice",
-             "max_output_tokens", "include", "tracing", "truncation", "prompt", "expires_at"}
+             "parallel_tool_calls", "max_output_tokens", "include", "tracing", "truncation", "prompt", "expires_at"}
     unknown = sorted(set(session) - known)
     if unknown:
         raise InvalidRequest(f"session.{unknown[0]} is not a session field", code="unknown_field", param=f"session.{unknown[0]}")
@@ -131,6 +131,8 @@ def options_from_session(session: dict[str, Any], *, vad: ServerVad) -> OptionsU
         changes["voice"] = voice if isinstance(voice, str) else voice.get("id", "default")
     if out.get("speed") is not None:
         changes["speed"] = float(out["speed"])
+    if session.get("parallel_tool_calls") is not None:
+        changes["parallel_tool_calls"] = session["parallel_tool_calls"]
     try:
         return OptionsUpdate(**changes)
     except Exception as exc:

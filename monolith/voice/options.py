@@ -28,6 +28,7 @@ class SessionOptions(BaseModel):
     speed: float = 1.0
     tools: list[SessionTool] = Field(default_factory=list)  # functions the model may call (voice/tools.py)
     tool_choice: SessionToolChoice = "auto"
+    parallel_tool_calls: bool = True
 
 
 class OptionsUpdate(BaseModel):
@@ -49,6 +50,7 @@ class OptionsUpdate(BaseModel):
     speed: float | None = Field(None, ge=0.25, le=4.0)
     tools: list[SessionTool] | None = None
     tool_choice: SessionToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     def changes(self) -> dict[str, object]:
         """The fields set, as values (tools stay models, for `SessionOptions.model_copy`)."""

@@ -438,7 +438,8 @@ class VoiceSession:
     def _new_response(self, user_text: str, timing: TurnTiming, *, held: bool,
                       tools: ResponseTools | None = None) -> Response:
         self.turns += 1
-        tools = tools or ResponseTools(tuple(self.options.tools), self.options.tool_choice)
+        tools = tools or ResponseTools(tuple(self.options.tools), self.options.tool_choice,
+                                       self.options.parallel_tool_calls)
         resp = Response(id=f"{self.id}-{self.turns}", user_text=user_text, timing=timing,
                         gate=Gate(self.sink.emit, timing, held=held), tools=tools)
         if not held:

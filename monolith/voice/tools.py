@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from monolith.errors import InvalidRequest
 from monolith.providers.llm import (
@@ -40,7 +40,9 @@ MAX_OUTPUT_CHARS = 32_000  # a tool's result (the LLM's context bounds it furthe
 
 
 class SessionTool(BaseModel):
-    """A function the model may call: the Realtime API's `RealtimeFunctionTool`."""
+    """A function the model may call: the Realtime API's `RealtimeFunctionTool`, and `strict`
+    (monolith's, as in the chat API: true pins the arguments to the schema with the engine's
+    structured outputs; unset, `llm.tool_strict_level` decides)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,6 +50,14 @@ class SessionTool(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     description: str | None = None
     parameters: dict[str, Any] | None = None  # the arguments' JSON schema
+    strict: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_strict(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("strict") is None:
+            out.pop("strict", None)  # not a Realtime field: only echoed when a client set it
+        return out
 
 
 class FunctionChoice(BaseModel):
@@ -83,6 +93,7 @@ class ResponseTools:
 
     offered: tuple[SessionTool, ...] = ()
     choice: SessionToolChoice = "auto"
+    parallel: bool = True  # several calls in one response
     calls: tuple[ToolCall, ...] = ()
     results: dict[str, str] = field(default_factory=dict)  # call id -> output
     answer_after: bool = False  # a result asked for an answer: it starts when this response ends
@@ -90,9 +101,9 @@ class ResponseTools:
     def sampling(self, base: SamplingOptions) -> SamplingOptions:
         if not self.offered:
             return base
-        tools = tuple(FunctionTool(t.name, t.description or "", t.parameters) for t in self.offered)
+        tools = tuple(FunctionTool(t.name, t.description or "", t.parameters, t.strict) for t in self.offered)
         choice: ToolChoice = NamedFunction(self.choice.name) if isinstance(self.choice, FunctionChoice) else self.choice
-        return replace(base, tools=tools, tool_choice=choice)
+        return replace(base, tools=tools, tool_choice=choice, parallel_tool_calls=self.parallel)
 
     def made(self, call_id: str) -> bool:
         return any(c.id == call_id for c in self.calls)

@@ -17,7 +17,9 @@ import websockets
 
 from monolith.providers.llm import ChatMessage
 
-from ..voice.conftest import LiveServer
+from ..conftest import build_app, real_llm_settings
+from ..fakes import SharedLLM
+from ..voice.conftest import LiveServer, serve_live
 from .test_realtime import SERVER_EVENT, SLOW, live, realtime_client, silence, tone
 
 __all__ = ["live"]  # the fixture
@@ -192,9 +194,10 @@ async def test_bad_tools_and_outputs_get_errors_naming_the_field(live: LiveServe
         def update(**session: Any) -> dict[str, Any]:
             return {"type": "session.update", "session": {"type": "realtime", **session}}
 
-        cases: list[tuple[dict[str, Any], str, str]] = [
+        cases: list[tuple[dict[str, Any], str, str | None]] = [
             (update(tools=[{**WEATHER, "name": "get weather"}]), "invalid_value", "session.tools.0.name"),
-            (update(tools=[{**WEATHER, "strict": True}]), "invalid_value", "session.tools.0.strict"),
+            (update(tools=[{**WEATHER, "cache": True}]), "invalid_value", "session.tools.0.cache"),
+            (update(parallel_tool_calls="no"), "invalid_value", None),
             (update(tools=[{"type": "mcp", "server_label": "x"}]), "unsupported_value", "session.tools.0.type"),
             (update(tools=[WEATHER, WEATHER]), "invalid_value", "session.tools"),
             (update(tools=[WEATHER], tool_choice={"type": "function", "name": "get_time"}), "invalid_value",
@@ -215,7 +218,39 @@ async def test_bad_tools_and_outputs_get_errors_naming_the_field(live: LiveServe
             assert error["type"] == "error", event
             assert (error["error"]["code"], error["error"]["param"]) == (code, param), error
         fine = await answer(update(tools=[WEATHER], tool_choice={"type": "function", "name": "get_weather"}))
-        assert fine["session"]["tools"] == [WEATHER]
+        assert fine["session"]["tools"] == [WEATHER]  # `strict` (monolith's) only when set
+        assert fine["session"]["parallel_tool_calls"] is True
         assert fine["session"]["tool_choice"] == {"type": "function", "name": "get_weather"}
         partial = await answer(update(instructions="Be kind."))  # a partial update keeps the tools
         assert partial["session"]["tools"] == [WEATHER]
+
+
+@pytest.mark.engine
+@pytest.mark.asyncio(loop_scope="session")  # the shared vLLM engine lives in the session's loop
+async def test_the_round_trip_on_the_tiny_llama(llama_engine: Any) -> None:
+    """vLLM forces the call (`required`: a structural tag; `strict`: the arguments pinned to the
+    schema), its hermes parser reads it; the result goes back and the model answers (random
+    weights: some text)."""
+    settings = real_llm_settings({"MONOLITH_LLM__MAX_MODEL_LEN": "1024", "MONOLITH_LLM__MAX_TOKENS": "140",
+                                  "MONOLITH_LLM__TEMPERATURE": "0.0"})
+    city = {**WEATHER, "strict": True, "parameters": {"type": "object", "properties": {"city": {
+        "type": "string", "enum": ["Tokyo", "Paris"]}}, "required": ["city"], "additionalProperties": False}}
+    async with serve_live(build_app(settings, builders={"llm": lambda s, n: SharedLLM(llama_engine)})) as live, \
+            realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
+        seen: list[Any] = []
+        await until(conn, "session.created", seen)
+        await conn.session.update(session={"type": "realtime", "tools": [city], "tool_choice": "required",
+                                           "parallel_tool_calls": False})
+        updated = await until(conn, "session.updated", seen)
+        assert updated.session.parallel_tool_calls is False
+        await conn.conversation.item.create(item=ASK)
+        await conn.response.create()
+        call = await asyncio.wait_for(call_made(conn, seen), 120)
+        assert json.loads(call.arguments)["city"] in ("Tokyo", "Paris")  # the schema held
+        await conn.conversation.item.create(item={"type": "function_call_output", "call_id": call.call_id,
+                                                  "output": RESULT})
+        await until(conn, "conversation.item.done", seen)
+        await conn.response.create(response={"tool_choice": "none"})
+        done = await until(conn, "response.done", seen, timeout=120)
+        assert done.response.status == "completed"
+        assert all(item.type == "message" for item in done.response.output)

@@ -40,14 +40,19 @@ async def test_a_tool_round_trip(live: LiveServer) -> None:
 
 async def test_a_result_with_respond_false_waits_for_the_next_turn(live: LiveServer) -> None:
     client = await connect(live)
-    await client.send_json({"type": "session.update", "session": {"tools": [WEATHER], "tool_choice": "required"}})
-    await client.wait_for("session.updated")
+    strict = {**WEATHER, "strict": True}
+    await client.send_json({"type": "session.update", "session": {"tools": [strict], "tool_choice": "required",
+                                                                  "parallel_tool_calls": False}})
+    options = (await client.wait_for("session.updated"))["options"]
+    assert options["tools"] == [strict] and options["parallel_tool_calls"] is False
     await client.send_json({"type": "input_text", "text": "Weather?"})
     call = await client.wait_for("response.function_call")
     await client.wait_for("turn.metrics")
     await client.send_json({"type": "tool.result", "call_id": call["call_id"], "output": RESULT, "respond": False})
     await client.send_json({"type": "session.update", "session": {"tool_choice": "none"}})
     await client.wait_for("session.updated")  # nothing else came in between
+    mock = live.registry.slots["llm"].primary
+    assert mock.last_options.tools[0].strict is True and mock.last_options.parallel_tool_calls is False
     assert [e["type"] for e in client.events[-2:]] == ["turn.metrics", "session.updated"]
     await client.ws.close()
 
