@@ -2,8 +2,9 @@
 
 The transport feeds it (`on_audio`, `on_text`, `add_user_text`, `create_response`, `commit_audio`,
 `clear_audio`, `update`, `cancel_response`, `truncate`, `add_tool_result`) and receives typed
-events through an `OutputSink`; it never sees a WebSocket or a wire format. Turns are taken by the server (the STT's
-voice activity ends a turn and starts the answer) or, with `turn_detection` off, by the client.
+events through an `OutputSink`; it never sees a WebSocket or a wire format. Turns are taken by
+the server (the STT's voice activity ends a turn and starts the answer) or, with
+`turn_detection` off, by the client.
 
 With `[voice] preemptive` the answer starts at a pause in the user's speech, held (nothing goes
 out), on the transcript as it stands; the end of the turn releases it when the final transcript
