@@ -88,17 +88,20 @@ Failure = str | None  # None, "before_first", "mid_stream", "hang", or "unicode"
 
 class StepLLM(LLMProvider):
     """An LLM that says `reply` token by token, each token released by the test (`release`), or
-    all at once with `free_running`; it can fail before its first token, mid-stream, or hang."""
+    all at once with `free_running`; it can fail before its first token, mid-stream, or hang.
+    A chunk in `reply` goes out as it is (tool-call pieces); the finish reason is "tool_calls"
+    when there was one."""
 
     backend = "step-llm"
 
-    def __init__(self, reply: list[str], *, fail: Failure = None, free_running: bool = True) -> None:
+    def __init__(self, reply: Sequence[str | LLMChunk], *, fail: Failure = None, free_running: bool = True) -> None:
         super().__init__(model_id="step-llm")
         self.reply, self.fail, self.free_running = reply, fail, free_running
         self.gate: asyncio.Queue[None] = asyncio.Queue()
         self.active: set[str] = set()
         self.aborted: list[str] = []
         self.seen: list[list[ChatMessage]] = []
+        self.options: list[SamplingOptions] = []
 
     def release(self, tokens: int = 1) -> None:
         for _ in range(tokens):
@@ -108,6 +111,7 @@ class StepLLM(LLMProvider):
         self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str
     ) -> AsyncIterator[LLMChunk]:
         self.seen.append(list(messages))
+        self.options.append(options)
         self.active.add(request_id)
         finished = False
         try:
@@ -122,9 +126,10 @@ class StepLLM(LLMProvider):
                     await self.gate.get()
                 if self.fail == "mid_stream" and i == 1:
                     raise RuntimeError("engine died mid-stream (injected)")
-                yield LLMChunk(token)
+                yield token if isinstance(token, LLMChunk) else LLMChunk(token)
             finished = True
-            yield LLMChunk("", finish_reason="stop", completion_tokens=len(self.reply))
+            calls = any(isinstance(t, LLMChunk) and t.tool_calls for t in self.reply)
+            yield LLMChunk("", finish_reason="tool_calls" if calls else "stop", completion_tokens=len(self.reply))
         finally:
             self.active.discard(request_id)
             if not finished:

@@ -26,6 +26,7 @@ from monolith.api.realtime_protocol import (
     decode_audio_append,
     deep_merge,
     options_from_session,
+    parse_tools,
 )
 from monolith.api.voice_ws import CLOSE_GOING_AWAY, make_session, refuse_if_unavailable
 from monolith.config import Settings
@@ -34,6 +35,7 @@ from monolith.registry import Registry
 from monolith.voice.events import ServerEvent, SessionEnded
 from monolith.voice.hub import SessionHub
 from monolith.voice.session import VoiceSession
+from monolith.voice.tools import ResponseTools
 
 log = logging.getLogger(__name__)
 RATE = 24000
@@ -165,11 +167,7 @@ async def _dispatch(event: dict[str, Any], session: VoiceSession, sink: Realtime
     elif kind == "conversation.item.create":
         await _create_item(event.get("item"), session, sink)
     elif kind == "response.create":
-        extra = sorted(set(event.get("response") or {}) - {"metadata"})
-        if extra:
-            raise InvalidRequest(f"response.create: response.{extra[0]} is not supported (set it with session.update)",
-                                 code="unsupported_value", param=f"response.{extra[0]}")
-        await session.create_response()
+        await session.create_response(_response_tools(event.get("response") or {}, session))
     elif kind == "response.cancel":
         if not await session.cancel_response("client_cancel"):
             raise InvalidRequest("there is no response to cancel", code="response_cancel_not_active")
@@ -186,10 +184,29 @@ async def _dispatch(event: dict[str, Any], session: VoiceSession, sink: Realtime
         raise InvalidRequest(f"event type {kind!r} is not supported by this server", code="unknown_event", param="type")
 
 
+def _response_tools(response: Any, session: VoiceSession) -> ResponseTools | None:
+    """`response.create`'s own `tools` / `tool_choice` for this response (None: the session's)."""
+    if not isinstance(response, dict):
+        raise InvalidRequest("response.create: response is an object", code="invalid_value", param="response")
+    extra = sorted(set(response) - {"metadata", "tools", "tool_choice"})
+    if extra:
+        raise InvalidRequest(f"response.create: response.{extra[0]} is not supported (set it with session.update)",
+                             code="unsupported_value", param=f"response.{extra[0]}")
+    if "tools" not in response and "tool_choice" not in response:
+        return None
+    tools, choice = parse_tools(response.get("tools", session.options.tools),
+                                response.get("tool_choice", session.options.tool_choice), "response")
+    return ResponseTools(tuple(tools), choice, session.options.parallel_tool_calls)
+
+
 async def _create_item(item: Any, session: VoiceSession, sink: RealtimeSink) -> None:
+    if isinstance(item, dict) and item.get("type") == "function_call_output":
+        await _function_output(item, session, sink)
+        return
     if not isinstance(item, dict) or item.get("type") != "message" or item.get("role") != "user":
-        raise InvalidRequest("conversation.item.create: only user messages are supported (type message, role user)",
-                             code="unsupported_value", param="item")
+        raise InvalidRequest("conversation.item.create: only user messages (type message, role user) and function "
+                             "call outputs (type function_call_output) are supported", code="unsupported_value",
+                             param="item")
     parts = item.get("content") or []
     texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type") == "input_text"]
     if not texts or len(texts) != len(parts) or not all(isinstance(t, str) for t in texts):
@@ -200,6 +217,25 @@ async def _create_item(item: Any, session: VoiceSession, sink: RealtimeSink) -> 
     given = item.get("id")
     item_id = given if isinstance(given, str) else f"item_{uuid.uuid4().hex[:20]}"
     await sink.send(sink.encoder.user_message(item_id, text, typed=True))
+
+
+async def _function_output(item: dict[str, Any], session: VoiceSession, sink: RealtimeSink) -> None:
+    """A tool's result: into the history after its call; the answer waits for `response.create`
+    (as OpenAI's API does)."""
+    call_id, output = item.get("call_id"), item.get("output")
+    for name, value in (("call_id", call_id), ("output", output)):
+        if not isinstance(value, str):
+            raise InvalidRequest(f"conversation.item.create: a function_call_output needs item.{name} (a string)",
+                                 code="invalid_value", param=f"item.{name}")
+    assert isinstance(call_id, str) and isinstance(output, str)
+    try:
+        await session.add_tool_result(call_id, output)
+    except InvalidRequest as exc:
+        exc.param = f"item.{exc.param}" if exc.param else "item"
+        raise
+    given = item.get("id")
+    item_id = given if isinstance(given, str) else f"item_{uuid.uuid4().hex[:20]}"
+    await sink.send(sink.encoder.function_output(item_id, call_id, output))
 
 
 routes = [WebSocketRoute("/v1/realtime", realtime_endpoint)]

@@ -2,17 +2,21 @@
 the API describes it, and each typed session event as the Realtime events a client expects.
 
 Audio is base64 PCM16 mono at 24 kHz both ways. Ids: a user item per spoken (or typed) turn, an
-assistant item per response (`item_<response id>`), events numbered per connection. What monolith
-adds rides along as `monolith.*` events (clients ignore unknown events): RAG sources and each
-turn's latency figures."""
+assistant message item per response (`item_<response id>`, added with the response's first text),
+a `function_call` item per tool call (`item_<response id>_<output index>`), events numbered per
+connection. What monolith adds rides along as `monolith.*` events (clients ignore unknown
+events): RAG sources and each turn's latency figures."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ValidationError
 
 from monolith.api.errors import ws_error
 from monolith.errors import InvalidRequest
@@ -21,6 +25,8 @@ from monolith.voice.events import (
     ResponseAudioStarted,
     ResponseCancelled,
     ResponseDone,
+    ResponseFunctionCall,
+    ResponseFunctionCallDelta,
     ResponseStarted,
     ResponseTextDelta,
     ServerEvent,
@@ -35,6 +41,7 @@ from monolith.voice.events import (
     TurnMetrics,
 )
 from monolith.voice.options import OptionsUpdate
+from monolith.voice.tools import FunctionChoice, SessionTool, SessionToolChoice, check_tools
 
 RATE = 24000  # the protocol's audio rate, in and out
 PCM = {"type": "audio/pcm", "rate": RATE}
@@ -75,7 +82,8 @@ def session_config(options: dict[str, Any], *, model: str, vad: ServerVad, trans
                       "turn_detection": turn_detection, "noise_reduction": None},
             "output": {"format": dict(PCM), "voice": options["voice"], "speed": options["speed"]},
         },
-        "tools": [], "tool_choice": "auto", "max_output_tokens": "inf",
+        "tools": list(options.get("tools", [])), "tool_choice": options.get("tool_choice", "auto"),
+        "parallel_tool_calls": options.get("parallel_tool_calls", True), "max_output_tokens": "inf",
     }
 
 
@@ -83,16 +91,14 @@ def options_from_session(session: dict[str, Any], *, vad: ServerVad) -> OptionsU
     """A (merged) GA session object -> the session's options; anything monolith cannot honour is
     an error naming it, and nothing changes."""
     known = {"type", "object", "id", "model", "output_modalities", "instructions", "audio", "tools", "tool_choice",
-             "max_output_tokens", "include", "tracing", "truncation", "prompt", "expires_at"}
+             "parallel_tool_calls", "max_output_tokens", "include", "tracing", "truncation", "prompt", "expires_at"}
     unknown = sorted(set(session) - known)
     if unknown:
         raise InvalidRequest(f"session.{unknown[0]} is not a session field", code="unknown_field", param=f"session.{unknown[0]}")
     if session.get("type", "realtime") != "realtime":
         raise InvalidRequest("only realtime sessions are served here (session.type = \"realtime\")",
                              code="unsupported_value", param="session.type")
-    if session.get("tools"):
-        raise InvalidRequest("session.tools: this server does not take tools yet", code="unsupported_value",
-                             param="session.tools")
+    tools, tool_choice = parse_tools(session.get("tools") or [], session.get("tool_choice") or "auto", "session")
     modalities = session.get("output_modalities") or ["audio"]
     if not isinstance(modalities, list) or not set(modalities) <= {"audio", "text"} or len(modalities) != 1:
         raise InvalidRequest('session.output_modalities is ["audio"] or ["text"]', code="invalid_value",
@@ -111,7 +117,7 @@ def options_from_session(session: dict[str, Any], *, vad: ServerVad) -> OptionsU
     if inp.get("noise_reduction"):
         raise InvalidRequest("session.audio.input.noise_reduction is not supported", code="unsupported_value",
                              param="session.audio.input.noise_reduction")
-    changes: dict[str, Any] = {"output_audio": modalities == ["audio"]}
+    changes: dict[str, Any] = {"output_audio": modalities == ["audio"], "tools": tools, "tool_choice": tool_choice}
     if "turn_detection" in inp:
         detection = inp["turn_detection"]
         if detection is None:
@@ -125,10 +131,41 @@ def options_from_session(session: dict[str, Any], *, vad: ServerVad) -> OptionsU
         changes["voice"] = voice if isinstance(voice, str) else voice.get("id", "default")
     if out.get("speed") is not None:
         changes["speed"] = float(out["speed"])
+    if session.get("parallel_tool_calls") is not None:
+        changes["parallel_tool_calls"] = session["parallel_tool_calls"]
     try:
         return OptionsUpdate(**changes)
     except Exception as exc:
         raise InvalidRequest(f"session: {exc}", code="invalid_value") from None
+
+
+def parse_tools(tools: Any, choice: Any, where: str) -> tuple[list[SessionTool], SessionToolChoice]:
+    """`tools` and `tool_choice` (of `session` or of `response.create`'s `response`), checked, each
+    error naming the field; function tools only."""
+    if not isinstance(tools, Sequence) or isinstance(tools, str):
+        raise InvalidRequest(f"{where}.tools is a list of function tools", code="invalid_value", param=f"{where}.tools")
+    parsed = []
+    for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") not in (None, "function"):
+            raise InvalidRequest(f"{where}.tools.{i}: {tool.get('type')!r} tools are not supported; only function tools",
+                                 code="unsupported_value", param=f"{where}.tools.{i}.type")
+        try:
+            parsed.append(SessionTool.model_validate(tool))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join([f"{where}.tools.{i}", *(str(p) for p in first["loc"])])
+            raise InvalidRequest(f"{param}: {first['msg']}", code="invalid_value", param=param) from None
+    parsed_choice: SessionToolChoice
+    if choice in ("auto", "none", "required") or isinstance(choice, FunctionChoice):
+        parsed_choice = choice
+    elif isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        parsed_choice = FunctionChoice(type="function", name=choice["name"])
+    else:
+        raise InvalidRequest(f'{where}.tool_choice is "auto", "none", "required" or {{"type": "function", "name": ...}}',
+                             code="unsupported_value" if isinstance(choice, dict) and choice.get("type") == "mcp"
+                             else "invalid_value", param=f"{where}.tool_choice")
+    check_tools(parsed, parsed_choice, prefix=f"{where}.")
+    return parsed, parsed_choice
 
 
 def _server_vad(detection: dict[str, Any], vad: ServerVad) -> dict[str, Any]:
@@ -157,6 +194,16 @@ def _server_vad(detection: dict[str, Any], vad: ServerVad) -> dict[str, Any]:
 
 
 @dataclass
+class _Output:
+    """What one response has put out so far: its items in output order, where its message is."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    message: int | None = None  # the output index of the assistant message, once it has text
+    calls: dict[str, int] = field(default_factory=dict)  # call id -> output index
+    open_calls: set[str] = field(default_factory=set)  # added, not done yet
+
+
+@dataclass
 class RealtimeEncoder:
     """Turns session events into Realtime events, keeping the ids that link them."""
 
@@ -170,6 +217,7 @@ class RealtimeEncoder:
     partial: str = ""
     transcripts: dict[str, str] = field(default_factory=dict)
     items: dict[str, str] = field(default_factory=dict)  # assistant item id -> response id
+    outputs: dict[str, _Output] = field(default_factory=dict)  # response id -> what it put out
 
     def event(self, type_: str, **fields: Any) -> dict[str, Any]:
         return {"type": type_, "event_id": f"event_{next(self._events)}", **fields}
@@ -188,10 +236,19 @@ class RealtimeEncoder:
         content = {"type": "input_text", "text": text} if typed else {"type": "input_audio", "transcript": text}
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
                 "content": [content]}
-        previous, self.last_item = self.last_item, item_id
-        added = self.event("conversation.item.added", previous_item_id=previous,
-                           item={**item, "content": [{**content, "transcript": None}] if not typed else [content]})
-        return [added, self.event("conversation.item.done", previous_item_id=previous, item=item)]
+        added = {**item, "content": [{**content, "transcript": None}] if not typed else [content]}
+        return self._added_and_done(added, item)
+
+    def function_output(self, item_id: str, call_id: str, output: str) -> list[dict[str, Any]]:
+        """A tool's result the client added (`conversation.item.create`, `function_call_output`)."""
+        item = {"id": item_id, "object": "realtime.item", "type": "function_call_output", "status": "completed",
+                "call_id": call_id, "output": output}
+        return self._added_and_done(item, item)
+
+    def _added_and_done(self, added: dict[str, Any], done: dict[str, Any]) -> list[dict[str, Any]]:
+        previous, self.last_item = self.last_item, done["id"]
+        return [self.event("conversation.item.added", previous_item_id=previous, item=added),
+                self.event("conversation.item.done", previous_item_id=previous, item=done)]
 
     def encode(self, ev: ServerEvent) -> list[dict[str, Any]]:  # noqa: C901 - one case per event, like the protocol
         match ev:
@@ -226,16 +283,29 @@ class RealtimeEncoder:
                                          usage={"type": "duration", "seconds": round(ev.audio_ms / 1000, 3)})
                 return [*out, added, transcribed, done]
             case ResponseStarted():
-                return self._response_started(ev.response_id)
+                self.outputs[ev.response_id] = _Output()
+                return [self.event("response.created",
+                                   response=self._response(ev.response_id, "in_progress", [], None))]
             case ResponseTextDelta():
                 self.transcripts[ev.response_id] = self.transcripts.get(ev.response_id, "") + ev.delta
                 kind = "response.output_audio_transcript.delta" if self._audio else "response.output_text.delta"
-                return [self.event(kind, **self._where(ev.response_id), delta=ev.delta)]
+                opened = self._open_message(ev.response_id)
+                return [*opened, self.event(kind, **self._where(ev.response_id), delta=ev.delta)]
             case ResponseAudioStarted():
                 return []
             case ResponseAudio():
-                return [self.event("response.output_audio.delta", **self._where(ev.response_id),
-                                   delta=base64.b64encode(ev.pcm).decode("ascii"))]
+                opened = self._open_message(ev.response_id)
+                return [*opened, self.event("response.output_audio.delta", **self._where(ev.response_id),
+                                            delta=base64.b64encode(ev.pcm).decode("ascii"))]
+            case ResponseFunctionCallDelta():
+                opened = self._open_call(ev.response_id, ev.call_id, ev.name)
+                if not ev.delta:
+                    return opened
+                return [*opened, self.event("response.function_call_arguments.delta",
+                                            **self._call_where(ev.response_id, ev.call_id), delta=ev.delta)]
+            case ResponseFunctionCall():
+                return [*self._open_call(ev.response_id, ev.call_id, ev.name),
+                        *self._call_done(ev.response_id, ev.call_id, ev.name, ev.arguments)]
             case ResponseDone():
                 extra = []
                 if ev.sources:
@@ -263,8 +333,17 @@ class RealtimeEncoder:
     def _audio(self) -> bool:
         return bool(self.options.get("output_audio", True))
 
+    def _output(self, response_id: str) -> _Output:
+        return self.outputs.setdefault(response_id, _Output())
+
     def _where(self, response_id: str) -> dict[str, Any]:
-        return {"response_id": response_id, "item_id": f"item_{response_id}", "output_index": 0, "content_index": 0}
+        return {"response_id": response_id, "item_id": f"item_{response_id}",
+                "output_index": self._output(response_id).message or 0, "content_index": 0}
+
+    def _call_where(self, response_id: str, call_id: str) -> dict[str, Any]:
+        index = self._output(response_id).calls[call_id]
+        return {"response_id": response_id, "item_id": f"item_{response_id}_{index}", "output_index": index,
+                "call_id": call_id}
 
     def _response(self, response_id: str, status: str, output: list[dict[str, Any]],
                   details: dict[str, Any] | None) -> dict[str, Any]:
@@ -282,34 +361,68 @@ class RealtimeEncoder:
     def _part(self, transcript: str) -> dict[str, Any]:
         return {"type": "audio", "transcript": transcript} if self._audio else {"type": "text", "text": transcript}
 
-    def _response_started(self, response_id: str) -> list[dict[str, Any]]:
-        item = self._item(response_id, "in_progress", None)
-        self.items[item["id"]] = response_id
+    def _item_added(self, response_id: str, index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         previous, self.last_item = self.last_item, item["id"]
-        where = self._where(response_id)
-        return [
-            self.event("response.created", response=self._response(response_id, "in_progress", [], None)),
-            self.event("response.output_item.added", response_id=response_id, output_index=0, item=item),
-            self.event("conversation.item.added", previous_item_id=previous, item=item),
-            self.event("response.content_part.added", **where, part=self._part("")),
-        ]
+        return [self.event("response.output_item.added", response_id=response_id, output_index=index, item=item),
+                self.event("conversation.item.added", previous_item_id=previous, item=item)]
+
+    def _open_message(self, response_id: str) -> list[dict[str, Any]]:
+        """The assistant message item, added with the response's first text (none for a response
+        that only calls tools)."""
+        out = self._output(response_id)
+        if out.message is not None:
+            return []
+        out.message = len(out.items)
+        item = self._item(response_id, "in_progress", None)
+        out.items.append(item)
+        self.items[item["id"]] = response_id
+        return [*self._item_added(response_id, out.message, item),
+                self.event("response.content_part.added", **self._where(response_id), part=self._part(""))]
+
+    def _open_call(self, response_id: str, call_id: str, name: str) -> list[dict[str, Any]]:
+        out = self._output(response_id)
+        if call_id in out.calls:
+            return []
+        index = out.calls[call_id] = len(out.items)
+        out.open_calls.add(call_id)
+        item = {"id": f"item_{response_id}_{index}", "object": "realtime.item", "type": "function_call",
+                "status": "in_progress", "call_id": call_id, "name": name, "arguments": ""}
+        out.items.append(item)
+        return self._item_added(response_id, index, item)
+
+    def _call_done(self, response_id: str, call_id: str, name: str, arguments: str) -> list[dict[str, Any]]:
+        out = self._output(response_id)
+        where = self._call_where(response_id, call_id)
+        index = where["output_index"]
+        out.open_calls.discard(call_id)
+        item = out.items[index] = {**out.items[index], "status": "completed", "name": name, "arguments": arguments}
+        return [self.event("response.function_call_arguments.done", **where, name=name, arguments=arguments),
+                *self._item_done(response_id, index, item)]
+
+    def _item_done(self, response_id: str, index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.event("response.output_item.done", response_id=response_id, output_index=index, item=item),
+                self.event("conversation.item.done", previous_item_id=None, item=item)]
 
     def _response_done(self, response_id: str, transcript: str, status: str,
                        details: dict[str, Any] | None) -> list[dict[str, Any]]:
         self.transcripts.pop(response_id, None)
-        where = self._where(response_id)
-        item_status = "completed" if status == "completed" else "incomplete"
-        item = self._item(response_id, item_status, transcript)
-        closing = [self.event("response.output_audio.done", **where),
-                   self.event("response.output_audio_transcript.done", **where, transcript=transcript)] if self._audio \
-            else [self.event("response.output_text.done", **where, text=transcript)]
-        return [
-            *closing,
-            self.event("response.content_part.done", **where, part=self._part(transcript)),
-            self.event("response.output_item.done", response_id=response_id, output_index=0, item=item),
-            self.event("conversation.item.done", previous_item_id=None, item=item),
-            self.event("response.done", response=self._response(response_id, status, [item], details)),
-        ]
+        out = self.outputs.pop(response_id, _Output())
+        events: list[dict[str, Any]] = []
+        for call_id in sorted(out.open_calls, key=out.calls.__getitem__):  # cut off mid-call: never complete
+            index = out.calls[call_id]
+            out.items[index] = {**out.items[index], "status": "incomplete"}
+            events += self._item_done(response_id, index, out.items[index])
+        if out.message is not None:
+            where = {"response_id": response_id, "item_id": f"item_{response_id}", "output_index": out.message,
+                     "content_index": 0}
+            item = out.items[out.message] = self._item(
+                response_id, "completed" if status == "completed" else "incomplete", transcript)
+            closing = [self.event("response.output_audio.done", **where),
+                       self.event("response.output_audio_transcript.done", **where, transcript=transcript)] \
+                if self._audio else [self.event("response.output_text.done", **where, text=transcript)]
+            events += [*closing, self.event("response.content_part.done", **where, part=self._part(transcript)),
+                       *self._item_done(response_id, out.message, item)]
+        return [*events, self.event("response.done", response=self._response(response_id, status, out.items, details))]
 
 
 def decode_audio_append(audio: Any) -> bytes:

@@ -15,6 +15,8 @@ from monolith.voice.events import (
     ResponseAudioStarted,
     ResponseCancelled,
     ResponseDone,
+    ResponseFunctionCall,
+    ResponseFunctionCallDelta,
     ResponseStarted,
     ResponseTextDelta,
     ServerEvent,
@@ -63,10 +65,20 @@ class ResponseTruncate(_Message):
     audio_end_ms: int = Field(ge=0)
 
 
-Message = SessionUpdate | InputText | ResponseCancel | SessionClose | ResponseTruncate
+class ToolResult(_Message):
+    """The output of a function call the model made (`response.function_call`); `respond`: answer
+    with it now (false: more results are coming; the last one says true)."""
+
+    type: Literal["tool.result"]
+    call_id: str
+    output: str
+    respond: bool = True
+
+
+Message = SessionUpdate | InputText | ResponseCancel | SessionClose | ResponseTruncate | ToolResult
 ClientMessage = Annotated[Message, Field(discriminator="type")]
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
-KNOWN_TYPES = ("session.update", "input_text", "response.cancel", "session.close", "response.truncate")
+KNOWN_TYPES = ("session.update", "input_text", "response.cancel", "session.close", "response.truncate", "tool.result")
 
 
 def parse_client_message(text: str) -> Message:
@@ -89,9 +101,12 @@ def options_update(fields: dict[str, Any]) -> OptionsUpdate:
         return OptionsUpdate.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "session"
+        field = ".".join(str(p) for p in first["loc"]) if first["loc"] else "session"
         if first["type"] == "extra_forbidden":
             raise InvalidRequest(f"session.update: unknown field {field!r}", code="unknown_field", param=field) from None
+        if field.startswith("tool_choice"):
+            raise InvalidRequest('session.update: tool_choice is "auto", "none", "required" or {"type": "function", '
+                                 '"name": ...}', code="invalid_value", param="tool_choice") from None
         if field == "input_sample_rate":
             raise InvalidRequest("input_sample_rate must be an integer from 8000 to 48000", code="invalid_rate",
                                  param=field) from None
@@ -106,8 +121,9 @@ def error_event(exc: BaseException, response_id: str | None = None) -> dict[str,
     return {"type": "error", **body}
 
 
-def to_wire(event: ServerEvent) -> dict[str, Any] | bytes:
-    """The message for one session event: a JSON object, or bytes for a binary audio frame."""
+def to_wire(event: ServerEvent) -> dict[str, Any] | bytes | None:
+    """The message for one session event: a JSON object, bytes for a binary audio frame, or
+    None for what this protocol does not send (the pieces of a function call)."""
     match event:
         case SessionCreated():
             return {"type": "session.created", "session_id": event.session_id, "protocol": PROTOCOL,
@@ -131,6 +147,11 @@ def to_wire(event: ServerEvent) -> dict[str, Any] | bytes:
             return {"type": "response.audio.started", "response_id": event.response_id, "sample_rate": event.sample_rate}
         case ResponseAudio():
             return event.pcm
+        case ResponseFunctionCallDelta():
+            return None
+        case ResponseFunctionCall():
+            return {"type": "response.function_call", "response_id": event.response_id, "call_id": event.call_id,
+                    "name": event.name, "arguments": event.arguments}
         case ResponseDone():
             sources = [{"source": p.source, "score": round(p.score, 4), "text": p.text} for p in event.sources]
             return {"type": "response.done", "response_id": event.response_id, "text": event.text, "sources": sources}

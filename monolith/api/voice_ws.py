@@ -21,6 +21,7 @@ from monolith.api.voice_protocol import (
     ResponseTruncate,
     SessionClose,
     SessionUpdate,
+    ToolResult,
     error_event,
     options_update,
     parse_client_message,
@@ -86,7 +87,9 @@ class WebSocketSink:
         if isinstance(event, SessionEnded):
             await self.close(CLOSE_GOING_AWAY, event.reason)
             return
-        await self.send(to_wire(event))
+        message = to_wire(event)
+        if message is not None:
+            await self.send(message)
 
     async def close(self, code: int, reason: str) -> None:
         async with self.lock:
@@ -183,6 +186,8 @@ async def _dispatch(session: VoiceSession, sink: WebSocketSink, text: str) -> st
         heard = await session.truncate(msg.response_id, msg.audio_end_ms)
         await sink.send({"type": "response.truncated", "response_id": msg.response_id,
                          "audio_end_ms": msg.audio_end_ms, "spoken_text": heard})
+    elif isinstance(msg, ToolResult):
+        await session.add_tool_result(msg.call_id, msg.output, respond=msg.respond)
     elif isinstance(msg, SessionClose):
         return "close"
     return None

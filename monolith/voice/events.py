@@ -74,6 +74,26 @@ class ResponseAudio:
 
 
 @dataclass(frozen=True)
+class ResponseFunctionCallDelta:
+    """A piece of a function call the model is making (the first of a call may be empty)."""
+
+    response_id: str
+    call_id: str
+    name: str
+    delta: str  # more of the arguments' JSON text
+
+
+@dataclass(frozen=True)
+class ResponseFunctionCall:
+    """A whole function call: the client (or whoever runs the tool) answers `call_id`."""
+
+    response_id: str
+    call_id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
 class ResponseDone:
     response_id: str
     text: str  # what was spoken
@@ -118,6 +138,7 @@ class SessionEnded:
 
 ServerEvent = (
     SessionCreated | SessionUpdated | SpeechStarted | SpeechStopped | TranscriptPartial | TranscriptFinal
-    | ResponseStarted | ResponseTextDelta | ResponseAudioStarted | ResponseAudio | ResponseDone | ResponseCancelled
+    | ResponseStarted | ResponseTextDelta | ResponseAudioStarted | ResponseAudio | ResponseFunctionCallDelta
+    | ResponseFunctionCall | ResponseDone | ResponseCancelled
     | TurnMetrics | SessionError | SessionClosing | SessionEnded
 )

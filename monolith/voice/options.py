@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monolith.voice.tools import SessionTool, SessionToolChoice
+
 MIN_RATE, MAX_RATE = 8000, 48000
 
 
@@ -24,6 +26,9 @@ class SessionOptions(BaseModel):
     interrupt_response: bool = True
     output_audio: bool = True  # false: text only, no TTS
     speed: float = 1.0
+    tools: list[SessionTool] = Field(default_factory=list)  # functions the model may call (voice/tools.py)
+    tool_choice: SessionToolChoice = "auto"
+    parallel_tool_calls: bool = True
 
 
 class OptionsUpdate(BaseModel):
@@ -43,6 +48,10 @@ class OptionsUpdate(BaseModel):
     interrupt_response: bool | None = None
     output_audio: bool | None = None
     speed: float | None = Field(None, ge=0.25, le=4.0)
+    tools: list[SessionTool] | None = None
+    tool_choice: SessionToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     def changes(self) -> dict[str, object]:
-        return self.model_dump(exclude_unset=True, exclude_none=True)
+        """The fields set, as values (tools stay models, for `SessionOptions.model_copy`)."""
+        return {key: getattr(self, key) for key in self.model_fields_set if getattr(self, key) is not None}

@@ -3,7 +3,10 @@ each chunk spoken by TTS as soon as it is complete, and the timing of every step
 
 A response may be held (preemptive: started at a pause in the user's speech, before the turn
 ended): its events wait in its gate, in order, and TTS renders only its first chunk, until the
-session releases it (the final transcript says what it was built on) or throws it away."""
+session releases it (the final transcript says what it was built on) or throws it away.
+
+Tool calls (voice/tools.py) go out as events while the LLM streams, the whole calls once it is
+done; the text said before them is spoken as usual."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from monolith.voice.conversation import SpokenChunk
 from monolith.voice.events import (
     ResponseAudio,
     ResponseAudioStarted,
+    ResponseFunctionCall,
     ResponseStarted,
     ResponseTextDelta,
     ServerEvent,
@@ -31,6 +35,7 @@ from monolith.voice.events import (
 )
 from monolith.voice.options import SessionOptions
 from monolith.voice.timing import TurnTiming, now
+from monolith.voice.tools import CallCollector, ResponseTools
 
 log = logging.getLogger(__name__)
 Emit = Callable[[ServerEvent], Awaitable[None]]
@@ -89,6 +94,7 @@ class Response:
     layout: list[SpokenChunk] = field(default_factory=list)  # where each spoken chunk sits in the audio
     samples: int = 0  # output audio rendered so far (sent, once released)
     sources: list[Passage] = field(default_factory=list)
+    tools: ResponseTools = field(default_factory=ResponseTools)
     task: asyncio.Task[None] | None = None
 
     async def emit(self, event: ServerEvent) -> None:
@@ -112,17 +118,30 @@ class Speaker:
         try:
             chunker = SentenceChunker(self.config.chunk_min_chars, self.config.chunk_max_chars,
                                       self.config.first_chunk_max_chars)
+            calls = CallCollector(resp.id)
+            finish = None
             t.llm_request = now()
-            async for delta in self.llm.stream_chat(messages, self.sampling, request_id=resp.id):
+            async for delta in self.llm.stream_chat(messages, resp.tools.sampling(self.sampling), request_id=resp.id):
+                finish = delta.finish_reason or finish
+                if delta.text or delta.tool_calls:
+                    t.llm_first_token = t.llm_first_token or now()
+                for piece in delta.tool_calls:
+                    await resp.emit(calls.push(piece))
                 if not delta.text:
                     continue
-                t.llm_first_token = t.llm_first_token or now()
                 resp.text += delta.text
                 await resp.emit(ResponseTextDelta(resp.id, delta.text))
                 _queue(chunker.push(delta.text), chunks, t)
             rest = chunker.flush()
             _queue([rest] if rest else [], chunks, t)
             chunks.put_nowait(None)
+            made = calls.calls()
+            if made and finish == "length":  # arguments cut off: nothing anyone could run
+                log.warning("tool call cut off at max_tokens, not sent", extra={"response_id": resp.id})
+                made = ()
+            resp.tools.calls = made
+            for call in made:  # the client may run them while the text before them is spoken
+                await resp.emit(ResponseFunctionCall(resp.id, call.id, call.name, call.arguments))
             await speaking
         finally:
             if not speaking.done():

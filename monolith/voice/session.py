@@ -1,14 +1,18 @@
 """One voice session: audio in -> STT -> LLM -> sentence chunks -> TTS audio out, with barge-in.
 
 The transport feeds it (`on_audio`, `on_text`, `add_user_text`, `create_response`, `commit_audio`,
-`clear_audio`, `update`, `cancel_response`, `truncate`) and receives typed events through an
-`OutputSink`; it never sees a WebSocket or a wire format. Turns are taken by the server (the STT's
-voice activity ends a turn and starts the answer) or, with `turn_detection` off, by the client.
+`clear_audio`, `update`, `cancel_response`, `truncate`, `add_tool_result`) and receives typed
+events through an `OutputSink`; it never sees a WebSocket or a wire format. Turns are taken by
+the server (the STT's voice activity ends a turn and starts the answer) or, with
+`turn_detection` off, by the client.
 
 With `[voice] preemptive` the answer starts at a pause in the user's speech, held (nothing goes
 out), on the transcript as it stands; the end of the turn releases it when the final transcript
 says the same words, and throws it away (aborting its LLM and TTS work) when it does not, or when
 the user goes on speaking.
+
+Tools (voice/tools.py): a response may call the session's tools; the calls go out as events and
+into the history, the response ends, and the result comes back with `add_tool_result`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from monolith.voice.events import (
 from monolith.voice.options import OptionsUpdate, SessionOptions
 from monolith.voice.response import Gate, Response, Speaker
 from monolith.voice.timing import AudioClock, TurnTiming, now
+from monolith.voice.tools import ResponseTools, check_tools, record_result
 from monolith.voice.turns import TurnEnds, end_of_turn_policy
 
 log = logging.getLogger(__name__)
@@ -150,15 +155,26 @@ class VoiceSession:
         """A user message that waits for `create_response` (the Realtime API's item.create)."""
         self.unanswered.append(self._checked(text))
 
-    async def create_response(self) -> str:
-        """Answer what the user said since the last answer (or the conversation as it stands)."""
+    async def create_response(self, tools: ResponseTools | None = None) -> str:
+        """Answer what the user said since the last answer (or the conversation as it stands, a
+        tool's result included); `tools`: this response's own, instead of the session's."""
         await self._discard_held("other")
         await self.cancel_response("interrupted")
         self.turn_ends.reset()
         user_text = join_texts(self.unanswered)
         self.unanswered.clear()
         start = now()
-        return await self._start_response(user_text, TurnTiming(speech_end=start, final=start))
+        return self._new_response(user_text, TurnTiming(speech_end=start, final=start), held=False, tools=tools).id
+
+    async def add_tool_result(self, call_id: str, output: str, *, respond: bool = False) -> None:
+        """The result of a function call the model made; `respond`: answer with it now (when the
+        response that made the call is still speaking, as soon as it ends)."""
+        running = self.response.tools if self.response is not None else None
+        if record_result(running, self.conversation, call_id, output):
+            assert running is not None
+            running.answer_after = running.answer_after or respond
+        elif respond:
+            await self.create_response()
 
     async def commit_audio(self) -> str:
         """The client ends its turn (turn detection off): whatever the recognizer heard since the
@@ -194,6 +210,8 @@ class VoiceSession:
             if isinstance(value, str) and len(value) > self.config.max_text_chars:
                 raise InvalidRequest(f"{key} is longer than {self.config.max_text_chars} characters",
                                      code="invalid_value", param=key)
+        check_tools(self.options.tools if update.tools is None else update.tools,
+                    update.tool_choice or self.options.tool_choice)
         rate_changed = changes.get("input_sample_rate", self.options.input_sample_rate) != self.options.input_sample_rate
         await self._discard_held("other")  # built with the options as they were
         self.options = self.options.model_copy(update=changes)
@@ -418,10 +436,13 @@ class VoiceSession:
     async def _start_response(self, user_text: str, timing: TurnTiming) -> str:
         return self._new_response(user_text, timing, held=False).id
 
-    def _new_response(self, user_text: str, timing: TurnTiming, *, held: bool) -> Response:
+    def _new_response(self, user_text: str, timing: TurnTiming, *, held: bool,
+                      tools: ResponseTools | None = None) -> Response:
         self.turns += 1
+        tools = tools or ResponseTools(tuple(self.options.tools), self.options.tool_choice,
+                                       self.options.parallel_tool_calls)
         resp = Response(id=f"{self.id}-{self.turns}", user_text=user_text, timing=timing,
-                        gate=Gate(self.sink.emit, timing, held=held))
+                        gate=Gate(self.sink.emit, timing, held=held), tools=tools)
         if not held:
             resp.layout = self.conversation.layout(resp.id)
             self.response = resp
@@ -437,7 +458,7 @@ class VoiceSession:
                 log.warning("retrieval skipped: %s", exc.message, extra={"session_id": self.id})
             if resp.sources:
                 messages.append(ChatMessage("system", context_message(resp.sources)))
-        messages.extend(self.history)
+        messages.extend(self.conversation.prompt())
         if resp.user_text:
             messages.append(ChatMessage("user", resp.user_text))
         return messages
@@ -470,6 +491,8 @@ class VoiceSession:
         self._remember(resp, spoken)
         await resp.emit(ResponseDone(resp.id, spoken, tuple(resp.sources)))
         await self.speaker.report(resp, self.id)
+        if resp.tools.answer_after and self.response is None and not self.closed:  # a tool's result came meanwhile
+            await self.create_response()
 
     def _forget(self, resp: Response) -> None:
         """Forget `resp` as the running response, unless a newer one has replaced it."""
@@ -477,5 +500,5 @@ class VoiceSession:
             self.response = None
 
     def _remember(self, resp: Response, spoken: str) -> None:
-        self.conversation.remember(resp.user_text, resp.id, spoken)
+        self.conversation.remember(resp.user_text, resp.id, spoken, resp.tools.calls, resp.tools.results)
 
