@@ -11,6 +11,7 @@ from monolith.providers.llm import (
     FunctionTool,
     NamedFunction,
     ResponseFormat,
+    SamplingOptions,
     TokenLogprob,
     ToolCallDelta,
     ToolChoice,
@@ -56,6 +57,19 @@ def response_format_dict(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.strict is not None:
         schema["strict"] = fmt.strict
     return {"type": "json_schema", "json_schema": schema}
+
+
+def request_extras(options: SamplingOptions) -> dict[str, Any]:
+    """A chat request's tools, tool choice, response format and log-probability fields."""
+    extras: dict[str, Any] = {}
+    if options.tools:
+        extras |= {"tools": [tool_dict(t) for t in options.tools], "tool_choice": tool_choice_value(options.tool_choice),
+                   "parallel_tool_calls": options.parallel_tool_calls}
+    if options.response_format is not None:
+        extras["response_format"] = response_format_dict(options.response_format)
+    if options.logprobs:
+        extras |= {"logprobs": True, "top_logprobs": options.top_logprobs}
+    return extras
 
 
 def tool_call_deltas(calls: Iterable[Any] | None) -> tuple[ToolCallDelta, ...]:

@@ -40,11 +40,9 @@ from monolith.providers.base import Capabilities, EngineSpec, import_names
 from monolith.providers.llm import ChatMessage, LLMChunk, LLMProvider, SamplingOptions
 from monolith.providers.openai_chat import (
     message_dict,
-    response_format_dict,
+    request_extras,
     token_logprobs,
     tool_call_deltas,
-    tool_choice_value,
-    tool_dict,
 )
 
 log = logging.getLogger(__name__)
@@ -217,14 +215,7 @@ class RemoteLLM(LLMProvider):
             body["reasoning_effort"] = effort
         if options.ignore_eos:
             body["extra_body"] = {"ignore_eos": True}  # vLLM's extension (benchmarks)
-        if options.tools:
-            body |= {"tools": [tool_dict(t) for t in options.tools], "tool_choice": tool_choice_value(options.tool_choice),
-                     "parallel_tool_calls": options.parallel_tool_calls}
-        if options.response_format is not None:
-            body["response_format"] = response_format_dict(options.response_format)
-        if options.logprobs:
-            body |= {"logprobs": True, "top_logprobs": options.top_logprobs}
-        return body
+        return body | request_extras(options)
 
     async def stream_chat(
         self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str

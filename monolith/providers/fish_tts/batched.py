@@ -368,14 +368,7 @@ class BatchedSemanticDecoder:
         rows = torch.arange(n, device=x.device)
         for li, layer in enumerate(self.model.layers):
             a = layer.attention
-            h_in = layer.attention_norm(x)
-            q_size, kv_size = a.n_head * a.head_dim, a.n_local_heads * a.head_dim
-            q, k, v = a.wqkv(h_in).split([q_size, kv_size, kv_size], dim=-1)
-            q = q.view(n, 1, a.n_head, a.head_dim)
-            k = k.view(n, 1, a.n_local_heads, a.head_dim)
-            v = v.view(n, 1, a.n_local_heads, a.head_dim)
-            if a.attention_qk_norm:
-                q, k = a.q_norm(q), a.k_norm(k)
+            q, k, v = _projections(layer, x, n)
             # RoPE per row: Fish's apply_rotary_emb broadcasts over dim 0, so the rows go into the
             # sequence dimension (elementwise: the same numbers per element)
             q = apply_rotary_emb(q.reshape(1, n, a.n_head, a.head_dim), freqs).view(n, 1, a.n_head, a.head_dim)
@@ -387,9 +380,7 @@ class BatchedSemanticDecoder:
             values = self.v[li][:n, :, :attended].repeat_interleave(a.n_head // a.n_local_heads, dim=1)
             with sdpa_kernel(SDPBackend.MATH):  # decode_n_tokens' choice
                 y = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=mask, dropout_p=0.0)
-            y = y.transpose(1, 2).contiguous().view(n, 1, q_size)
-            h = x + a.wo(y)
-            x = h + layer.feed_forward(layer.ffn_norm(h))
+            x = _layer_out(layer, x, y, n)
         return x
 
     def _fast(self, x: Any, c: int, n: int) -> Any:
@@ -405,14 +396,7 @@ class BatchedSemanticDecoder:
         freqs = m.fast_freqs_cis[input_pos]
         for li, layer in enumerate(m.fast_layers):
             a = layer.attention
-            h_in = layer.attention_norm(x)
-            q_size, kv_size = a.n_head * a.head_dim, a.n_local_heads * a.head_dim
-            q, k, v = a.wqkv(h_in).split([q_size, kv_size, kv_size], dim=-1)
-            q = q.view(n, 1, a.n_head, a.head_dim)
-            k = k.view(n, 1, a.n_local_heads, a.head_dim)
-            v = v.view(n, 1, a.n_local_heads, a.head_dim)
-            if a.attention_qk_norm:
-                q, k = a.q_norm(q), a.k_norm(k)
+            q, k, v = _projections(layer, x, n)
             q, k = apply_rotary_emb(q, freqs), apply_rotary_emb(k, freqs)
             q, k, v = (t.transpose(1, 2) for t in (q, k, v))
             self.fast_k[li][:n, :, c] = k[:, :, 0]
@@ -423,9 +407,7 @@ class BatchedSemanticDecoder:
                 y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=0.0)
             else:
                 y = a.eq_scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=0.0)
-            y = y.transpose(1, 2).contiguous().view(n, 1, q_size)
-            h = x + a.wo(y)
-            x = h + layer.feed_forward(layer.ffn_norm(h))
+            x = _layer_out(layer, x, y, n)
         return m.fast_output(m.fast_norm(x))
 
     def _sample(self, logits: Any, prev: Any, n: int) -> Any:
@@ -507,6 +489,26 @@ class BatchedSemanticDecoder:
             handle.finish("done")
 
 
+def _projections(layer: Any, x: Any, n: int) -> tuple[Any, Any, Any]:
+    """A transformer block's q, k, v for n rows of one position: [n, 1, heads, head_dim]."""
+    a = layer.attention
+    q_size, kv_size = a.n_head * a.head_dim, a.n_local_heads * a.head_dim
+    q, k, v = a.wqkv(layer.attention_norm(x)).split([q_size, kv_size, kv_size], dim=-1)
+    q = q.view(n, 1, a.n_head, a.head_dim)
+    k = k.view(n, 1, a.n_local_heads, a.head_dim)
+    v = v.view(n, 1, a.n_local_heads, a.head_dim)
+    if a.attention_qk_norm:
+        q, k = a.q_norm(q), a.k_norm(k)
+    return q, k, v
+
+
+def _layer_out(layer: Any, x: Any, y: Any, n: int) -> Any:
+    """The block's output from its attention's y [n, heads, 1, head_dim]: wo, residual, feed-forward."""
+    a = layer.attention
+    h = x + a.wo(y.transpose(1, 2).contiguous().view(n, 1, a.n_head * a.head_dim))
+    return h + layer.feed_forward(layer.ffn_norm(h))
+
+
 @dataclass
 class BatchedWorker:
     """The decoder and its thread, bound to the TTS device."""
@@ -521,42 +523,18 @@ class BatchedWorker:
 
 
 def start_batched_worker(checkpoint_path: str, device: str, precision: Any, max_batch: int,
-                         on_step: Callable[[int], None] | None = None, load_timeout_s: float = 1800.0,
-                         ) -> BatchedWorker:
+                         on_step: Callable[[int], None] | None = None) -> BatchedWorker:
     """Load the model on its own thread (bound to `device`) and serve the decoder there; raise
     what loading raised."""
-    import torch
-    from fish_speech.models.text2semantic import inference as t2s
+    from monolith.providers.fish_tts.worker import load_model, start_thread
 
-    from monolith.providers.fish_tts.worker import bind_device
-
-    ready = threading.Event()
     stop = threading.Event()
-    made: list[BatchedSemanticDecoder] = []
-    failure: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            bind_device(device, torch.cuda.set_device)
-            model, _ = t2s.init_model(checkpoint_path, device, precision, compile=False)
-            with torch.device(device):  # Fish's prefill runs on the model's own batch-1 caches
-                model.setup_caches(max_batch_size=1, max_seq_len=model.config.max_seq_len,
-                                   dtype=next(model.parameters()).dtype)
-            decoder = BatchedSemanticDecoder(model, max_batch)
-            decoder.on_step = on_step
-            made.append(decoder)
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            return
-        ready.set()
-        decoder.serve(stop)
+    def load() -> BatchedSemanticDecoder:
+        model, _ = load_model(checkpoint_path, device, precision, compile=False)  # eager: shapes change per step
+        decoder = BatchedSemanticDecoder(model, max_batch)
+        decoder.on_step = on_step
+        return decoder
 
-    thread = threading.Thread(target=run, name=f"fish-batched-{device}", daemon=True)
-    thread.start()
-    if not ready.wait(load_timeout_s):
-        raise TimeoutError(f"Fish Speech's semantic model did not load on {device} in {load_timeout_s:g} s")
-    if failure:
-        raise failure[0]
-    return BatchedWorker(made[0], thread, stop, device)
-
+    decoder, thread = start_thread("fish-batched", device, load, lambda d: d.serve(stop))
+    return BatchedWorker(decoder, thread, stop, device)

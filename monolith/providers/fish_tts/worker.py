@@ -15,11 +15,12 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT_S = 1800.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,36 +44,53 @@ def bind_device(device: str, set_device: Callable[[str], None]) -> None:
         set_device(device)
 
 
-def start_worker(checkpoint_path: str, device: str, precision: Any, compile: bool) -> SemanticWorker:
-    """Load the model on its own thread (bound to `device`), then serve requests; raise what
-    loading raised."""
+def load_model(checkpoint_path: str, device: str, precision: Any, compile: bool) -> tuple[Any, Any]:
+    """Fish's `init_model` with its batch-1 caches, on the calling thread bound to `device`."""
     import torch
     from fish_speech.models.text2semantic import inference as t2s
 
-    requests: queue.Queue[Any] = queue.Queue()
+    bind_device(device, torch.cuda.set_device)
+    model, decode_one_token = t2s.init_model(checkpoint_path, device, precision, compile=compile)
+    with torch.device(device):
+        model.setup_caches(max_batch_size=1, max_seq_len=model.config.max_seq_len, dtype=next(model.parameters()).dtype)
+    return model, decode_one_token
+
+
+def start_thread(name: str, device: str, load: Callable[[], T], serve: Callable[[T], None]) -> tuple[T, threading.Thread]:
+    """Run `load` then `serve(loaded)` on a new thread; return what `load` made once it is made,
+    and raise what it raised (a load that fails in the thread must not leave its caller waiting)."""
     ready = threading.Event()
+    made: list[T] = []
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            bind_device(device, torch.cuda.set_device)
-            model, decode_one_token = t2s.init_model(checkpoint_path, device, precision, compile=compile)
-            with torch.device(device):
-                model.setup_caches(max_batch_size=1, max_seq_len=model.config.max_seq_len,
-                                   dtype=next(model.parameters()).dtype)
+            made.append(load())
         except BaseException as exc:
             failure.append(exc)
-            ready.set()
             return
-        ready.set()
-        serve(requests, model, decode_one_token, t2s)
+        finally:
+            ready.set()
+        serve(made[0])
 
-    thread = threading.Thread(target=run, name=f"fish-semantic-{device}", daemon=True)
+    thread = threading.Thread(target=run, name=f"{name}-{device}", daemon=True)
     thread.start()
     if not ready.wait(LOAD_TIMEOUT_S):
         raise TimeoutError(f"Fish Speech's semantic model did not load on {device} in {LOAD_TIMEOUT_S:g} s")
     if failure:
         raise failure[0]
+    return made[0], thread
+
+
+def start_worker(checkpoint_path: str, device: str, precision: Any, compile: bool) -> SemanticWorker:
+    """Load the model on its own thread (bound to `device`), then serve requests; raise what
+    loading raised."""
+    from fish_speech.models.text2semantic import inference as t2s
+
+    requests: queue.Queue[Any] = queue.Queue()
+    _, thread = start_thread(
+        "fish-semantic", device, lambda: load_model(checkpoint_path, device, precision, compile),
+        lambda loaded: serve(requests, loaded[0], loaded[1], t2s))
     return SemanticWorker(requests, thread, device)
 
 

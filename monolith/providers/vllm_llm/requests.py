@@ -24,9 +24,7 @@ from monolith.providers.llm import ChatMessage, SamplingOptions, TokenLogprob
 from monolith.providers.openai_chat import (
     clamp_logprob,
     message_dict,
-    response_format_dict,
-    tool_choice_value,
-    tool_dict,
+    request_extras,
 )
 from monolith.providers.vllm_llm.chat_format import ChatFormat, OutputDecoder
 
@@ -104,14 +102,7 @@ class RequestBuilder:
         }
         if self.format.harmony:  # its stops (<|return|>, <|call|>) known to the grammar too; its channels kept
             body |= {"stop_token_ids": self.format.stop_token_ids(), "skip_special_tokens": False}
-        if options.tools:
-            body |= {"tools": [tool_dict(t) for t in options.tools], "tool_choice": tool_choice_value(options.tool_choice),
-                     "parallel_tool_calls": options.parallel_tool_calls}
-        if options.response_format is not None:
-            body["response_format"] = response_format_dict(options.response_format)
-        if options.logprobs:
-            body |= {"logprobs": True, "top_logprobs": options.top_logprobs}
-        return body
+        return body | request_extras(options)
 
     def _parser(self, request: Any, options: SamplingOptions) -> Any:
         """The parser when it has work: a template model's tool calls; gpt-oss's constraints."""
