@@ -26,7 +26,6 @@ import asyncio
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ import websockets
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # this tree's monolith (the server runs it) and peers/
 
+from bench_latency import free_port, wait_http  # noqa: E402
 from peers.common import (  # noqa: E402
     FRAME_S,
     LONG_ANSWER,
@@ -223,24 +223,6 @@ async def drive(url: str, work: Work, frames: list[bytes], args: argparse.Namesp
     return [f"{type(o).__name__}: {o}" for o in outcomes if isinstance(o, BaseException)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
 def lag_histogram(base: str) -> dict[str, float]:
     """monolith_event_loop_lag_seconds (cumulative buckets, count) and its max, from /metrics."""
     out: dict[str, float] = {}
@@ -279,7 +261,7 @@ def run_monolith(sessions: int, work: Work, frames: list[bytes], args: argparse.
          "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env(sessions))
     try:
-        wait_http(f"{base}/ready")
+        wait_http(f"{base}/ready", timeout=60)
         asyncio.run(drive(url, work, frames, args, 1, [], 1, 1))  # warm-up: a turn and a barge-in, not measured
         time.sleep(0.5)
         idle_rss_kb = proc_status(proc.pid)["VmRSS"]

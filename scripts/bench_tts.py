@@ -150,7 +150,8 @@ def s1mini(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     # Fish's own loop, one chunk at a time: measured on a few chunks; every chunk costs the same
     measured = [fish_one(model, TEXTS[i], args.tokens) for i in range(args.s1mini_sequential_chunks)]
     fish_s_per_token = sum(s for s, _ in measured) / sum(t for _, t in measured)
-    # the batched decoder with one row: its speed without batching
+    # the batched decoder with one row (after a warm-up round): its speed without batching
+    batched_round(model, 1, TEXTS[:1], 4)
     one_s, _, one_tokens = batched_round(model, 1, TEXTS[:1], args.tokens)
     runs: dict[str, Any] = {}
     for n in args.concurrency:

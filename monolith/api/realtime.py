@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from monolith.api.errors import ws_error
 from monolith.api.json_input import parse_json
@@ -28,7 +28,7 @@ from monolith.api.realtime_protocol import (
     options_from_session,
     parse_tools,
 )
-from monolith.api.voice_ws import CLOSE_GOING_AWAY, make_session, refuse_if_unavailable
+from monolith.api.voice_ws import CLOSE_GOING_AWAY, make_session, refuse_if_unavailable, run_session
 from monolith.config import Settings
 from monolith.errors import InvalidRequest, MonolithError
 from monolith.registry import Registry
@@ -101,21 +101,8 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         await ws.close(1008, reason="model not served")
         return
     session = make_session(ws, sink, input_rate=RATE, output_rate=RATE)
-    hub.add(session)
-    try:
-        try:
-            await session.start()
-        except MonolithError as exc:
-            await sink.send([sink.error(exc)])
-            await ws.close(1011, reason="session could not start")
-            return
-        await _receive(ws, session, sink, settings)
-    finally:
-        await session.close()
-        hub.remove(session)
-        if ws.application_state == WebSocketState.CONNECTED and not sink.gone:
-            with contextlib.suppress(Exception):
-                await ws.close()
+    await run_session(ws, hub, session, lambda exc: sink.send([sink.error(exc)]),
+                      lambda: _receive(ws, session, sink, settings), lambda: sink.gone)
 
 
 async def _receive(ws: WebSocket, session: VoiceSession, sink: RealtimeSink, settings: Settings) -> None:

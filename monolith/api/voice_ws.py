@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.routing import WebSocketRoute
@@ -119,6 +119,30 @@ def make_session(ws: WebSocket, sink: OutputSink, *, input_rate: int | None = No
     )
 
 
+async def run_session(
+    ws: WebSocket, hub: SessionHub, session: VoiceSession, send_error: Callable[[MonolithError], Awaitable[Any]],
+    receive: Callable[[], Awaitable[None]], gone: Callable[[], bool],
+) -> None:
+    """A voice session's life on its WebSocket, for every transport: counted in the hub, started
+    (a failure is the client's error event and close 1011), fed until the client or the server
+    ends it, then closed and forgotten, and the socket closed if it is still open."""
+    hub.add(session)
+    try:
+        try:
+            await session.start()
+        except MonolithError as exc:
+            await send_error(exc)
+            await ws.close(1011, reason="session could not start")
+            return
+        await receive()
+    finally:
+        await session.close()
+        hub.remove(session)
+        if ws.application_state == WebSocketState.CONNECTED and not gone():
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
 async def voice_endpoint(ws: WebSocket) -> None:
     hub: SessionHub = ws.app.state.voice
     settings: Settings = ws.app.state.settings
@@ -127,21 +151,8 @@ async def voice_endpoint(ws: WebSocket) -> None:
         return
     sink = WebSocketSink(ws)
     session = make_session(ws, sink)
-    hub.add(session)
-    try:
-        try:
-            await session.start()
-        except MonolithError as exc:
-            await sink.send(error_event(exc))
-            await ws.close(1011, reason="session could not start")
-            return
-        await _receive_loop(ws, session, sink, settings)
-    finally:
-        await session.close()
-        hub.remove(session)
-        if ws.application_state == WebSocketState.CONNECTED and not sink.gone:
-            with contextlib.suppress(Exception):
-                await ws.close()
+    await run_session(ws, hub, session, lambda exc: sink.send(error_event(exc)),
+                      lambda: _receive_loop(ws, session, sink, settings), lambda: sink.gone)
 
 
 async def _receive_loop(ws: WebSocket, session: VoiceSession, sink: WebSocketSink, settings: Settings) -> None:
