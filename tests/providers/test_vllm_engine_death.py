@@ -22,10 +22,13 @@ async def test_killing_the_engine_core_is_noticed_reported_and_recovered(
            "MONOLITH_LLM__MAX_TOKENS": "16", "MONOLITH_SERVER__HEALTH_CHECK_INTERVAL_S": "0.2",
            "MONOLITH_LLM__ENGINE_ARGS": '{enforce_eager = true, kv_cache_memory_bytes = 1073741824}'}
     app = app_factory(real_llm_settings(env))
+    # Other tests' engines (a session-wide vLLM, PostgreSQL) are children of this process too:
+    # only this server's engine core is killed.
+    others = {p.pid for p in psutil.Process().children(recursive=True)}
     async with running(app, load_timeout=180) as client:
         ready = await client.get("/ready")
         assert ready.json()["providers"]["llm"]["serving"] == "engine", ready.text
-        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        before = {p.pid for p in psutil.Process().children(recursive=True)} - others
         assert before, "vLLM runs its engine core in a child process"
         for pid in before:
             psutil.Process(pid).kill()
@@ -42,7 +45,7 @@ async def test_killing_the_engine_core_is_noticed_reported_and_recovered(
             await asyncio.sleep(0.1)
         ready = await client.get("/ready")
         assert ready.json()["providers"]["llm"]["serving"] == "engine" and not ready.json()["failures"]
-        after = {p.pid for p in psutil.Process().children(recursive=True)}
+        after = {p.pid for p in psutil.Process().children(recursive=True)} - others
         assert after and not after & before, "a new engine core runs"
         chat = await client.post("/v1/chat/completions", json={
             "model": "default", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4})

@@ -45,8 +45,12 @@ async def test_cancelling_the_consumer_aborts_the_engine_request(llama_engine: V
             got.append(chunk)
 
     task = asyncio.create_task(consume())
-    while len(got) < 3:
+    for _ in range(6000):  # 30 s at most; a stream that failed or ended early is the test's failure
+        if len(got) >= 3 or task.done():
+            break
         await asyncio.sleep(0.005)
+    assert not task.done(), task.exception() if not task.cancelled() else "cancelled"
+    assert len(got) >= 3
     assert llama_engine.running_requests() == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
