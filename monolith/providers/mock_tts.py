@@ -83,6 +83,7 @@ class _BatchLoop:
         self.task: asyncio.Task[None] | None = None
         self.steps = 0
         self.largest = 0
+        self.busy_s = 0.0  # decode time spent, all steps together
 
     async def render(self, pieces: list[np.ndarray], first_s: float) -> AsyncIterator[np.ndarray]:
         chunk = _Chunk(pieces, max(1, round(first_s / self.step_s)))
@@ -100,7 +101,9 @@ class _BatchLoop:
         while self.active:
             self.steps += 1
             self.largest = max(self.largest, len(self.active))
-            await asyncio.sleep(self.step_s * len(self.active) ** self.exponent)
+            cost = self.step_s * len(self.active) ** self.exponent
+            self.busy_s += cost
+            await asyncio.sleep(cost)
             for chunk in list(self.active):
                 if chunk.step():
                     self.active.remove(chunk)
