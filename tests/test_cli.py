@@ -164,3 +164,14 @@ def test_check_with_a_remote_llm_plans_no_llm_gpus_and_shows_no_key() -> None:
     assert "llm        remote" in result.stdout and "memory: GPU 6: stt" in result.stdout
     assert "weights: llm: served by http://vllm-router:8000/v1, no weights needed here" in result.stdout
     assert "memory: llm" not in result.stdout and "sk-sekrit" not in result.stdout + result.stderr
+
+
+def test_process_defaults_pci_order_and_spawn_unless_the_user_chose() -> None:
+    from monolith.__main__ import set_process_defaults
+
+    fresh: dict[str, str] = {}
+    set_process_defaults(fresh)
+    assert fresh == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
+    chosen = {"CUDA_DEVICE_ORDER": "FASTEST_FIRST", "VLLM_WORKER_MULTIPROC_METHOD": "fork"}
+    set_process_defaults(chosen)
+    assert chosen == {"CUDA_DEVICE_ORDER": "FASTEST_FIRST", "VLLM_WORKER_MULTIPROC_METHOD": "fork"}

@@ -133,12 +133,19 @@ async def test_failed_required_provider_is_not_ready(app_factory: AppFactory) ->
         assert resp.json()["providers"]["llm"]["state"] == "failed"
 
 
+def health_requests_counted(text: str) -> float:
+    line = 'monolith_http_requests_total{method="GET",route="/health",status="200"} '
+    return next((float(row[len(line):]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+
 async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
+    before = health_requests_counted((await client.get("/metrics")).text)
+    await client.get("/health")
     await client.get("/health")
     resp = await client.get("/metrics")
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
-    assert 'monolith_http_requests_total{method="GET",route="/health",status="200"}' in text
+    assert health_requests_counted(text) == before + 2  # every request counted, under its route
     assert 'monolith_provider_loaded{provider="llm"} 1.0' in text
     assert 'monolith_provider_is_mock{provider="tts"} 1.0' in text
     assert "monolith_turn_latency_seconds" in text

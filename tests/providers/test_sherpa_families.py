@@ -70,3 +70,38 @@ def test_model_type_forces_a_family_and_a_missing_file_is_named(tmp_path: Path) 
                  STTConfig(mode="streaming"))
     with pytest.raises(ModelFilesError, match="no tokens.txt"):
         discover(folder_with(tmp_path, "no-tokens", {"model.onnx": {}}), STTConfig())
+
+
+# The TTS voices (monolith/providers/sherpa_tts/models.py): told apart the same way.
+TTS_META = {"sample_rate": "22050", "n_speakers": "1"}
+
+
+@pytest.mark.parametrize(("name", "files", "family"), [
+    ("piper", {"en_US-amy-low.onnx": {**TTS_META, "language": "English", "comment": "piper"}, "tokens.txt": {}}, "vits"),
+    ("matcha", {"model-steps-3.onnx": {**TTS_META, "model_type": "matcha-tts"}, "vocos-22khz-univ.onnx": {},
+                "tokens.txt": {}}, "matcha"),
+    ("kokoro", {"model.onnx": {**TTS_META, "model_type": "kokoro", "speaker_names": "af_bella,am_adam"},
+                "voices.bin": {}, "tokens.txt": {}}, "kokoro"),
+])
+def test_each_tts_family_is_found_from_its_files(tmp_path: Path, name: str, files: dict[str, dict[str, str]],
+                                                  family: str) -> None:
+    from monolith.providers.sherpa_tts.models import discover_voice
+
+    voice = discover_voice(folder_with(tmp_path, name, files))
+    assert voice.family == family
+    assert voice.model.name == next(f for f in files if f.endswith(".onnx"))  # never the vocoder
+    assert (voice.vocoder is not None) == (family == "matcha")
+    assert (voice.voices is not None) == (family == "kokoro")
+    if family == "kokoro":
+        assert voice.speakers == ["default", "af_bella", "am_adam"]
+
+
+def test_a_matcha_voice_without_its_vocoder_or_a_kokoro_without_voices_is_named(tmp_path: Path) -> None:
+    from monolith.providers.sherpa_tts.models import discover_voice
+
+    with pytest.raises(ModelFilesError, match="a Matcha voice needs its vocoder"):
+        discover_voice(folder_with(tmp_path, "m", {"model.onnx": {**TTS_META, "model_type": "matcha-tts"},
+                                                    "tokens.txt": {}}))
+    kokoro = folder_with(tmp_path, "k", {"model.onnx": {**TTS_META, "model_type": "kokoro"}, "tokens.txt": {}})
+    with pytest.raises(ModelFilesError, match="a Kokoro voice needs voices.bin"):
+        discover_voice(kokoro)

@@ -202,6 +202,12 @@ async def test_session_close_closes_normally(live: LiveServer) -> None:
 
 @pytest.mark.parametrize("live", [{"MONOLITH_VOICE__MAX_SESSIONS": "1"}], indirect=True)
 async def test_too_many_sessions_are_refused_with_1013(live: LiveServer) -> None:
+    from prometheus_client import REGISTRY
+
+    def refused() -> float:
+        return REGISTRY.get_sample_value("monolith_voice_sessions_rejected_total", {"reason": "full"}) or 0.0
+
+    before = refused()
     first = await connect(live)
     ws = await websockets.connect(live.url)
     message = await ws.recv()
@@ -209,6 +215,10 @@ async def test_too_many_sessions_are_refused_with_1013(live: LiveServer) -> None
     with pytest.raises(websockets.ConnectionClosed):
         await ws.recv()
     assert ws.close_code == 1013 and ws.close_reason == "too many sessions"
+    # what an autoscaler reads: the capacity, the sessions in use, and the refusals
+    assert REGISTRY.get_sample_value("monolith_voice_sessions_capacity") == 1
+    assert REGISTRY.get_sample_value("monolith_voice_sessions_active") == 1
+    assert refused() == before + 1
     await first.ws.close()
 
 
