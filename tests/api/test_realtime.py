@@ -144,6 +144,31 @@ async def test_cancel_and_truncate_keep_exactly_what_was_heard(live: LiveServer)
 
 
 @pytest.mark.parametrize("live", [SLOW], indirect=True)
+async def test_speaking_over_an_answer_cancels_it_as_turn_detected(live: LiveServer) -> None:
+    """Barge-in with server VAD and the default interrupt_response: the caller's speech stops the
+    answer being spoken (response.done, cancelled, turn_detected), and the speech is the next turn."""
+    async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "A long answer follows. It has several sentences. Each one takes a while."}]})
+        await conn.response.create()
+        seen: list[Any] = []
+        await events_until(conn, "response.output_audio.delta", seen)
+        pcm = tone(0.8) + silence(0.8)
+        for i in range(0, len(pcm), 960):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 960]).decode())
+        done = await events_until(conn, "response.done", seen)
+        assert done.response.status == "cancelled"
+        assert done.response.status_details.reason == "turn_detected"
+        kinds = [e.type for e in seen]
+        assert kinds.index("input_audio_buffer.speech_started") < kinds.index("response.done")
+        heard = await events_until(conn, "conversation.item.input_audio_transcription.completed", seen)
+        assert heard.transcript == "こんにちは、今日の天気を教えてください。"
+        answer = await events_until(conn, "response.done", seen, timeout=30)
+        assert answer.response.status == "completed"
+
+
+@pytest.mark.parametrize("live", [SLOW], indirect=True)
 async def test_truncate_cuts_the_history_to_the_audio_heard(live: LiveServer) -> None:
     async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
