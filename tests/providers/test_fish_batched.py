@@ -17,7 +17,8 @@ from monolith.providers.fish_tts.batched import BatchedSemanticDecoder
 
 from .test_fish_tts import fish
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.engine]
+pytestmark = pytest.mark.engine
+BATCH_LOOP = pytest.mark.asyncio(loop_scope="session")  # the async tests share the session's loop
 
 TEXTS = ["Hello there.", "How are you today?", "The weather is fine.", "Tokyo is sunny.",
          "One more sentence.", "Thank you very much.", "See you tomorrow.", "Good night."]
@@ -67,6 +68,7 @@ def decoder_handles(decoder: BatchedSemanticDecoder) -> list[Any]:
     return list(decoder.submitted)  # type: ignore[attr-defined]
 
 
+@BATCH_LOOP
 async def test_a_seeded_chunk_decoded_in_a_batch_of_8_sounds_as_it_does_alone(fish_model: Path) -> None:
     expected = await one_at_a_time(fish_model, TEXTS, **SEEDED)  # Fish's own engine, one at a time
     batched = fish(fish_model, max_batch=8, **SEEDED)
@@ -94,6 +96,7 @@ def pause_at(decoder: BatchedSemanticDecoder, step: int) -> tuple[threading.Even
     return reached, resume
 
 
+@BATCH_LOOP
 async def test_a_chunk_cancelled_mid_batch_frees_its_row_and_the_others_finish_unchanged(fish_model: Path) -> None:
     config = {"max_new_tokens": 80, "seed": 7}
     texts = TEXTS[:4]
@@ -122,6 +125,7 @@ async def test_a_chunk_cancelled_mid_batch_frees_its_row_and_the_others_finish_u
         assert_same_audio(together, alone)
 
 
+@BATCH_LOOP
 async def test_chunks_join_a_running_batch(fish_model: Path) -> None:
     config = {"max_new_tokens": 60, "seed": 11}
     texts = TEXTS[:3]
