@@ -276,13 +276,14 @@ def main() -> int:
         names = ["in-process", "hops"] if args.topology == "both" else [args.topology]
         runs = [run_topology(n, args.sessions, args.turns, speech) for n in names]
     print(f"{args.sessions} sessions x {args.turns} turns, mock providers, speech {len(speech) / 2 / RATE:.2f} s")
-    header = f"{'figure (ms)':<22}" + "".join(f"{r['topology'] + ' p50/p95/max':>30}" for r in runs)
+    width = max(30, *(len(r["topology"]) + 14 for r in runs))  # a column wider than its longest name
+    header = f"{'figure (ms)':<22}" + "".join(f"{r['topology'] + ' p50/p95/max':>{width}}" for r in runs)
     print(header)
     for key in FIGURES:
         row = f"{key.replace('end_of_speech_to_first_audio_ms', 'speech_end->audio_ms'):<22}"
         for r in runs:
             f = r["figures"][key]
-            row += f"{(str(f['p50']) + ' / ' + str(f['p95']) + ' / ' + str(f['max'])) if f['n'] else '-':>30}"
+            row += f"{(str(f['p50']) + ' / ' + str(f['p95']) + ' / ' + str(f['max'])) if f['n'] else '-':>{width}}"
         print(row)
     for r in runs:
         lag = r["event_loop_lag"]

@@ -32,6 +32,17 @@ def test_bench_latency_runs_both_topologies(tmp_path: Path) -> None:
         assert run["figures"]["barge_in_ms"]["n"] == 2
 
 
+@pytest.mark.slow  # under a minute; CI runs it, `-m 'not slow'` skips it
+def test_bench_latency_compares_tts_batch_sizes(tmp_path: Path) -> None:
+    stdout, runs = run_bench("bench_latency.py", "--tts-batch", "1", "4", "--sessions", "4", "--turns", "1",
+                             out=tmp_path / "latency.json", timeout=240)
+    assert "tts_start_ms p95, tts batch 1 / batch 4:" in stdout
+    assert [r["topology"] for r in runs[:2]] == ["in-process, tts batch 1", "in-process, tts batch 4"]
+    for run in runs[:2]:
+        assert run["figures"]["tts_start_ms"]["n"] == 4 and run["figures"]["barge_in_ms"]["n"] == 4
+    assert runs[2]["tts_start_p95_ratio_unbatched_over_batched"] > 0
+
+
 @pytest.mark.slow  # about a minute; CI runs it, `-m 'not slow'` skips it
 def test_bench_latency_compares_preemptive_off_and_on(tmp_path: Path) -> None:
     stdout, runs = run_bench("bench_latency.py", "--preemptive", "--revise-every", "2", "--sessions", "2",
