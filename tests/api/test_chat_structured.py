@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import openai
@@ -15,9 +14,6 @@ import pytest
 from pydantic import BaseModel
 
 from monolith.providers.vllm_llm import VLLMProvider
-
-from ..conftest import running
-from .test_chat_tools import ENGINES, chat_app
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.engine]
 
@@ -29,17 +25,6 @@ class Weather(BaseModel):
     sunny: bool
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> VLLMProvider:
-    provider: VLLMProvider = request.getfixturevalue(request.param)
-    return provider
-
-
-@pytest.fixture
-async def sdk(engine: VLLMProvider) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with running(chat_app(engine)) as http:
-        yield openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=http, max_retries=0,
-                                 _strict_response_validation=True)
 
 
 async def test_parse_with_a_pydantic_model(sdk: openai.AsyncOpenAI) -> None:

@@ -9,21 +9,19 @@ then sent back and the model answers (the gpt-oss script: "Hello there.")."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from starlette.applications import Starlette
 
 from monolith.config import LLMConfig
 from monolith.errors import InvalidRequest
 from monolith.providers.llm import ChatMessage, FunctionTool, SamplingOptions
 from monolith.providers.vllm_llm import VLLMProvider
 
-from ..conftest import build_app, real_llm_settings, running, vllm_config
-from ..fakes import SharedLLM
+from ..conftest import running, vllm_config
+from .conftest import chat_app
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.engine]
 
@@ -36,27 +34,6 @@ CLOCK: dict[str, Any] = {"type": "function", "function": {
     "name": "get_time", "strict": True, "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}}
 TOOLS = [WEATHER, CLOCK]
 ASK: list[Any] = [{"role": "user", "content": "What is the weather in Tokyo?"}]
-ENGINES = [pytest.param("llama_engine", id="llama"),
-           pytest.param("gpt_oss_engine", id="gpt-oss", marks=pytest.mark.slow)]  # its engine starts in ~40 s
-
-
-def chat_app(engine: VLLMProvider) -> Starlette:
-    settings = real_llm_settings({"MONOLITH_LLM__MAX_MODEL_LEN": "1024", "MONOLITH_LLM__MAX_TOKENS": "140",
-                                  "MONOLITH_LLM__TEMPERATURE": "0.0"})
-    return build_app(settings, builders={"llm": lambda s, n: SharedLLM(engine)})
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> VLLMProvider:
-    provider: VLLMProvider = request.getfixturevalue(request.param)
-    return provider
-
-
-@pytest.fixture
-async def sdk(engine: VLLMProvider) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with running(chat_app(engine)) as http:
-        yield openai.AsyncOpenAI(api_key="unused", base_url="http://monolith/v1", http_client=http, max_retries=0,
-                                 _strict_response_validation=True)
 
 
 @pytest.mark.parametrize("tool_choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
