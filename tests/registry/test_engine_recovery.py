@@ -4,6 +4,7 @@ backoff, and its requests never hang with it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 
 from monolith.providers.llm import ChatMessage, LLMChunk, SamplingOptions
@@ -21,6 +22,7 @@ class MortalLLM(FakeRealLLM):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.dead = False
         self.hang = False
+        self.hang_after_first = False
 
     def health_problem(self) -> str | None:
         return "died: engine core process is gone (injected)" if self.dead else None
@@ -29,13 +31,18 @@ class MortalLLM(FakeRealLLM):
         self, messages: Sequence[ChatMessage], options: SamplingOptions, *, request_id: str
     ) -> AsyncIterator[LLMChunk]:
         if self.hang:
-            self.active.add(request_id)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self.active.discard(request_id)
+            await self._hang(request_id)
         async for chunk in super().stream_chat(messages, options, request_id=request_id):
             yield chunk
+            if self.hang_after_first:
+                await self._hang(request_id)
+
+    async def _hang(self, request_id: str) -> None:
+        self.active.add(request_id)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.active.discard(request_id)
 
 
 async def wait_for(predicate: object, seconds: float = 5.0) -> None:
@@ -122,3 +129,25 @@ async def test_a_hanging_engine_without_fallback_is_a_504(app_factory: AppFactor
         assert fake.running_requests() == 0
 
 
+
+
+async def test_an_engine_that_stops_mid_stream_ends_the_stream_with_an_error(app_factory: AppFactory) -> None:
+    """After output has gone out a mock must not take over; the gap deadline ends the stream
+    with an error that names it, and the engine's request is aborted."""
+    fake = MortalLLM()
+    fake.hang_after_first = True
+    env = {"MONOLITH_LLM__OUTPUT_GAP_TIMEOUT_S": "0.3"}
+    app = app_factory(real_llm_settings(env), builders={"llm": lambda s, n: fake})
+    async with running(app) as client:
+        async with client.stream("POST", "/v1/chat/completions", json={
+                "model": "default", "stream": True, "messages": [{"role": "user", "content": "hello there"}]}) as resp:
+            assert resp.status_code == 200
+            body = "".join([text async for text in resp.aiter_text()])
+        events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+        said = "".join(e["choices"][0]["delta"].get("content", "") for e in events if "choices" in e)
+        assert said == "hello"  # the first word went out, then the engine stalled
+        error = events[-1]["error"]
+        assert error["code"] == "provider_timeout"
+        assert "gave no next output within 0.3 s (llm.output_gap_timeout_s)" in error["message"]
+        assert fake.running_requests() == 0, "the stalled request was aborted"
+        assert app.state.registry.slots["llm"].fallback_count == 0  # no mock spoke halfway
