@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 import websockets
 
@@ -220,6 +221,22 @@ async def test_too_many_sessions_are_refused_with_1013(live: LiveServer) -> None
     assert REGISTRY.get_sample_value("monolith_voice_sessions_active") == 1
     assert refused() == before + 1
     await first.ws.close()
+
+
+@pytest.mark.parametrize("live", [{"MONOLITH_SERVER__MAX_CONNECTIONS": "2"}], indirect=True)
+async def test_connections_past_the_cap_get_503_until_one_closes(live: LiveServer) -> None:
+    first, second = await connect(live), await connect(live)
+    health = live.url.replace("ws://", "http://").replace("/v1/voice", "/health")
+    async with httpx.AsyncClient() as http:
+        refused = await http.get(health)
+        assert refused.status_code == 503 and refused.text == "Service Unavailable"  # uvicorn's own answer
+        await first.ws.close()
+        await second.ws.close()
+        for _ in range(100):
+            if (await http.get(health)).status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert (await http.get(health)).status_code == 200
 
 
 @pytest.mark.parametrize("live", [{"MONOLITH_VOICE__IDLE_TIMEOUT_S": "0.3"}], indirect=True)
