@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import REPO
 
@@ -29,10 +30,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_serves_until_ready_then_stops_cleanly_on_sigterm() -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_serves_until_ready_then_stops_cleanly_on_sigterm(host: str) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monolith", "--cpu-mock", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "monolith", "--cpu-mock", "--host", host, "--port", str(port)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -61,6 +63,10 @@ def test_serves_until_ready_then_stops_cleanly_on_sigterm() -> None:
     access = [line for line in lines if line.get("path") == "/ready" and line["request_id"] == "cli-test"]
     assert access and access[-1]["status"] == 200
     assert any(line["message"] == "shut down" for line in lines)
+    # reachable from other machines with no API key: said loudly, once; on loopback, not at all
+    unguarded = [line for line in lines if line["message"].startswith("SERVING WITHOUT API KEYS ON")]
+    assert len(unguarded) == (1 if host == "0.0.0.0" else 0)
+    assert all(line["level"] == "warning" for line in unguarded)
 
 
 def test_check_prints_the_plan_and_exits_0() -> None:
