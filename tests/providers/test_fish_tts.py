@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -92,15 +94,31 @@ async def test_reference_voices_come_from_the_references_folder_and_ids_cannot_e
             [c async for c in provider.synthesize("Hi.", voice=bad, request_id="bad")]
 
 
-async def test_loading_restores_the_process_state_fish_speech_changes(fish_model: Path) -> None:
-    import torch._inductor.config as inductor
+LOAD_IN_A_FRESH_PROCESS = """
+import asyncio, os, sys
+from pathlib import Path
+os.environ["TOKENIZERS_PARALLELISM"] = "true"
+from monolith.config import TTSConfig
+from monolith.providers.base import EngineSpec
+from monolith.providers.fish_tts import FishTTS
+assert "fish_speech" not in sys.modules  # imported lazily, by load()
+folder = sys.argv[1]
+provider = FishTTS(TTSConfig(model=folder, precision="float32", max_new_tokens=24),
+                   EngineSpec(model_path=folder, model_id=Path(folder).name))
+asyncio.run(provider.load())
+assert "fish_speech.models.text2semantic.inference" in sys.modules
+print("TOKENIZERS_PARALLELISM=" + os.environ["TOKENIZERS_PARALLELISM"])
+"""
 
-    os.environ["TOKENIZERS_PARALLELISM"] = "true"
-    before = inductor.coordinate_descent_tuning
-    provider = fish(fish_model)
-    await provider.load()
-    assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
-    assert inductor.coordinate_descent_tuning == before
+
+async def test_loading_restores_the_environment_fish_speech_changes_on_import(fish_model: Path) -> None:
+    # In a fresh interpreter: in this one Fish Speech may be imported already, and importing it
+    # is what sets TOKENIZERS_PARALLELISM=false.
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(fish_model)], capture_output=True,
+        text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "TOKENIZERS_PARALLELISM=true" in done.stdout.splitlines()
 
 
 async def test_fish_speech_and_vllm_in_one_process(loaded: FishTTS, llama_engine: object) -> None:
