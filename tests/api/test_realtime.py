@@ -186,6 +186,21 @@ async def test_truncate_cuts_the_history_to_the_audio_heard(live: LiveServer) ->
         assert heard and len(heard) < len(full) and full.startswith(heard)
 
 
+async def test_a_partial_session_update_keeps_what_it_does_not_name(live: LiveServer) -> None:
+    async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        seen: list[Any] = []
+        await conn.session.update(session={"type": "realtime", "instructions": "Be brief.",
+                                           "audio": {"input": {"turn_detection": None}}})
+        first = await events_until(conn, "session.updated", seen)
+        assert first.session.audio.input.turn_detection is None and first.session.instructions == "Be brief."
+        await conn.session.update(session={"type": "realtime", "audio": {"output": {"speed": 1.5}}})
+        second = await events_until(conn, "session.updated", seen)
+        assert second.session.audio.output.speed == 1.5
+        assert second.session.audio.input.turn_detection is None  # the earlier update still holds
+        assert second.session.instructions == "Be brief."
+
+
 async def test_turns_taken_by_the_client_commit_then_create(live: LiveServer) -> None:
     async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
