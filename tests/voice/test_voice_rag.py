@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import websockets
 
 from monolith.providers.embedding import EmbeddingProvider
 from monolith.providers.llm import ChatMessage
@@ -46,3 +49,32 @@ async def test_voice_turn_with_rag_puts_passages_in_the_prompt_and_returns_sourc
         assert done["sources"] == []
         assert not any("reference passages" in m.content for m in live.registry.slots["llm"].primary.last_messages)
         await client.ws.close()
+
+
+async def test_realtime_gets_the_sources_as_monolith_rag_sources_before_response_done(tmp_path: Path) -> None:
+    settings = make_settings({
+        "MONOLITH_RAG__ENABLED": "true",
+        "MONOLITH_RAG__INDEX_PATH": f'"{tmp_path / "index.bin"}"',
+        "MONOLITH_RAG__STORE_PATH": f'"{tmp_path / "chunks.sqlite3"}"',
+        "MONOLITH_RAG__TOP_K": "2",
+        "MONOLITH_VOICE__USE_RAG": "true",
+    })
+    app = build_app(settings)
+    async with serve_live(app) as live:
+        embedder = live.registry.slots["embedding"].primary
+        assert isinstance(embedder, EmbeddingProvider)
+        await ingest(CORPUS, target_for(settings), embedder)
+        await app.state.rag.reload()
+        async with websockets.connect(live.url.replace("/v1/voice", "/v1/realtime")) as ws:
+            await ws.recv()  # session.created
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": {
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "東京タワーの高さは何メートルですか"}]}}))
+            await ws.send(json.dumps({"type": "response.create"}))
+            events = []
+            while not events or events[-1]["type"] != "response.done":
+                events.append(json.loads(await ws.recv()))
+        kinds = [e["type"] for e in events]
+        sources = events[kinds.index("monolith.rag.sources")]
+        assert sources["response_id"] == events[-1]["response"]["id"]
+        assert sources["sources"][0]["source"] == "tokyo.md" and "333メートル" in sources["sources"][0]["text"]
+        assert len(sources["sources"]) == 2
