@@ -7,29 +7,39 @@ from pathlib import Path
 
 import websockets
 
+from monolith.config import Settings
 from monolith.providers.embedding import EmbeddingProvider
 from monolith.providers.llm import ChatMessage
 from monolith.rag.ingest import ingest
 
 from ..conftest import build_app, make_settings
 from ..rag.conftest import CORPUS, target_for
-from .conftest import connect, serve_live
+from .conftest import LiveServer, connect, serve_live
 
 
-async def test_voice_turn_with_rag_puts_passages_in_the_prompt_and_returns_sources(tmp_path: Path) -> None:
-    settings = make_settings({
+def rag_settings(tmp_path: Path) -> Settings:
+    return make_settings({
         "MONOLITH_RAG__ENABLED": "true",
         "MONOLITH_RAG__INDEX_PATH": f'"{tmp_path / "index.bin"}"',
         "MONOLITH_RAG__STORE_PATH": f'"{tmp_path / "chunks.sqlite3"}"',
         "MONOLITH_RAG__TOP_K": "2",
         "MONOLITH_VOICE__USE_RAG": "true",
     })
+
+
+async def index_the_corpus(live: LiveServer, settings: Settings) -> None:
+    """Ingest the test corpus with the server's own embedder (--cpu-mock: the mock) and load it."""
+    embedder = live.registry.slots["embedding"].primary
+    assert isinstance(embedder, EmbeddingProvider)
+    await ingest(CORPUS, target_for(settings), embedder)
+    await live.app.state.rag.reload()
+
+
+async def test_voice_turn_with_rag_puts_passages_in_the_prompt_and_returns_sources(tmp_path: Path) -> None:
+    settings = rag_settings(tmp_path)
     app = build_app(settings)
     async with serve_live(app) as live:
-        embedder = live.registry.slots["embedding"].primary  # --cpu-mock: the mock embedder
-        assert isinstance(embedder, EmbeddingProvider)
-        await ingest(CORPUS, target_for(settings), embedder)
-        await app.state.rag.reload()
+        await index_the_corpus(live, settings)
 
         client = await connect(live)
         await client.send_json({"type": "input_text", "text": "東京タワーの高さは何メートルですか"})
@@ -52,19 +62,10 @@ async def test_voice_turn_with_rag_puts_passages_in_the_prompt_and_returns_sourc
 
 
 async def test_realtime_gets_the_sources_as_monolith_rag_sources_before_response_done(tmp_path: Path) -> None:
-    settings = make_settings({
-        "MONOLITH_RAG__ENABLED": "true",
-        "MONOLITH_RAG__INDEX_PATH": f'"{tmp_path / "index.bin"}"',
-        "MONOLITH_RAG__STORE_PATH": f'"{tmp_path / "chunks.sqlite3"}"',
-        "MONOLITH_RAG__TOP_K": "2",
-        "MONOLITH_VOICE__USE_RAG": "true",
-    })
+    settings = rag_settings(tmp_path)
     app = build_app(settings)
     async with serve_live(app) as live:
-        embedder = live.registry.slots["embedding"].primary
-        assert isinstance(embedder, EmbeddingProvider)
-        await ingest(CORPUS, target_for(settings), embedder)
-        await app.state.rag.reload()
+        await index_the_corpus(live, settings)
         async with websockets.connect(live.url.replace("/v1/voice", "/v1/realtime")) as ws:
             await ws.recv()  # session.created
             await ws.send(json.dumps({"type": "conversation.item.create", "item": {
