@@ -220,7 +220,7 @@ async def test_tool_calls_and_structured_outputs_are_the_servers_own(vllm_server
         assert logprobs is not None and logprobs.content and all(len(t.top_logprobs) == 2 for t in logprobs.content)
 
 
-LONG = 900  # tokens: seconds of work for the tiny model on CPU
+LONG = 1900  # tokens: seconds of work for the tiny model on CPU (about 1.5 s per 900 here)
 
 
 @pytest.mark.engine
@@ -241,17 +241,15 @@ async def test_closing_the_stream_aborts_the_servers_request(vllm_server: VLLMSe
             seen += bool(chunk.choices and chunk.choices[0].delta.content)
             if seen >= 3:
                 break
-        start = time.monotonic()  # the server's gauges follow its engine core a step behind
-        while (running := await vllm_server.metric("vllm:num_requests_running")) != 1:
-            assert time.monotonic() - start < 10, f"{running} requests run on the server mid-answer"
-            await asyncio.sleep(0.05)
-        await stream.close()  # the client goes away mid-answer
+        # The client goes away mid-answer, at once: the server has seconds of the answer left.
+        # (Waiting to see it in the server's gauges first would spend that margin on a busy machine.)
+        await stream.close()
         start = time.monotonic()
         while await vllm_server.metric("vllm:num_requests_running") > 0:
             assert time.monotonic() - start < 15, "the server's request was not aborted"
             await asyncio.sleep(0.05)
         made = await vllm_server.metric("vllm:generation_tokens_total") - generated
-        assert made < LONG, f"the server made all {made} tokens"  # cut short
+        assert 3 <= made < LONG, f"the server made {made} of {LONG} tokens"  # started, then cut short
         assert remote.running_requests() == 0 and len(remote.aborted) == 1, list(remote.aborted)
         await client.close()
 
