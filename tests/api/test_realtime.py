@@ -48,6 +48,21 @@ async def events_until(conn: Any, last: str, seen: list[Any], timeout: float = 1
             return event
 
 
+async def ask(conn: Any, text: str) -> None:
+    """A typed user message, then response.create: one turn taken by the client."""
+    await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                              "content": [{"type": "input_text", "text": text}]})
+    await conn.response.create()
+
+
+async def play(conn: Any, pcm: bytes, frame: int = 960, pace_s: float = 0.0) -> None:
+    """PCM16 at 24 kHz appended in `frame`-byte pieces (960: 20 ms), `pace_s` apart."""
+    for i in range(0, len(pcm), frame):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + frame]).decode())
+        if pace_s:
+            await asyncio.sleep(pace_s)
+
+
 @pytest.fixture
 async def live(app_factory: AppFactory, request: pytest.FixtureRequest) -> AsyncIterator[LiveServer]:
     env = getattr(request, "param", None) or {}
@@ -60,9 +75,7 @@ async def test_a_typed_turn_through_the_sdk_links_every_id(live: LiveServer) -> 
         created = await conn.recv()
         assert created.type == "session.created" and created.session.type == "realtime"
         assert created.session.audio.input.format.rate == 24000
-        await conn.conversation.item.create(item={"type": "message", "role": "user",
-                                                  "content": [{"type": "input_text", "text": "Hello there."}]})
-        await conn.response.create()
+        await ask(conn, "Hello there.")
         seen: list[Any] = []
         done = await events_until(conn, "response.done", seen)
     kinds = [e.type for e in seen]
@@ -107,8 +120,7 @@ async def test_an_audio_turn_with_server_vad(live: LiveServer) -> None:
     async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
         pcm = tone(0.8) + silence(0.8)
-        for i in range(0, len(pcm), 960):  # 20 ms at 24 kHz
-            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 960]).decode())
+        await play(conn, pcm)
         seen: list[Any] = []
         await events_until(conn, "response.done", seen)
     kinds = [e.type for e in seen]
@@ -126,9 +138,7 @@ async def test_cancel_and_truncate_keep_exactly_what_was_heard(live: LiveServer)
     text = "This answer runs for a while. It has several sentences. Each one is spoken in turn. And more follow."
     async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        await conn.conversation.item.create(item={"type": "message", "role": "user",
-                                                  "content": [{"type": "input_text", "text": text}]})
-        await conn.response.create()
+        await ask(conn, text)
         seen: list[Any] = []
         await events_until(conn, "response.output_audio.delta", seen)
         await conn.response.cancel()
@@ -149,14 +159,11 @@ async def test_speaking_over_an_answer_cancels_it_as_turn_detected(live: LiveSer
     answer being spoken (response.done, cancelled, turn_detected), and the speech is the next turn."""
     async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
-            {"type": "input_text", "text": "A long answer follows. It has several sentences. Each one takes a while."}]})
-        await conn.response.create()
+        await ask(conn, "A long answer follows. It has several sentences. Each one takes a while.")
         seen: list[Any] = []
         await events_until(conn, "response.output_audio.delta", seen)
         pcm = tone(0.8) + silence(0.8)
-        for i in range(0, len(pcm), 960):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 960]).decode())
+        await play(conn, pcm)
         done = await events_until(conn, "response.done", seen)
         assert done.response.status == "cancelled"
         assert done.response.status_details.reason == "turn_detected"
@@ -172,9 +179,7 @@ async def test_speaking_over_an_answer_cancels_it_as_turn_detected(live: LiveSer
 async def test_truncate_cuts_the_history_to_the_audio_heard(live: LiveServer) -> None:
     async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
-            {"type": "input_text", "text": "First part here. Second part follows. Third part ends it."}]})
-        await conn.response.create()
+        await ask(conn, "First part here. Second part follows. Third part ends it.")
         seen: list[Any] = []
         done = await events_until(conn, "response.done", seen, timeout=30)
         session = next(iter(live.app.state.voice.sessions.values()))
@@ -209,8 +214,7 @@ async def test_turns_taken_by_the_client_commit_then_create(live: LiveServer) ->
         updated = await events_until(conn, "session.updated", seen)
         assert updated.session.audio.input.turn_detection is None
         pcm = tone(0.8) + silence(0.2)
-        for i in range(0, len(pcm), 4800):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 4800]).decode())
+        await play(conn, pcm, 4800)
         await asyncio.sleep(0.3)
         await conn.input_audio_buffer.commit()
         completed = await events_until(conn, "conversation.item.input_audio_transcription.completed", seen)
@@ -230,15 +234,13 @@ async def test_create_response_false_waits_and_interrupt_response_false_lets_it_
         seen: list[Any] = []
         await events_until(conn, "session.updated", seen)
         pcm = tone(0.8) + silence(0.8)
-        for i in range(0, len(pcm), 960):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 960]).decode())
+        await play(conn, pcm)
         await events_until(conn, "conversation.item.input_audio_transcription.completed", seen)
         await asyncio.sleep(0.3)
         assert not any(e.type == "response.created" for e in seen)
         await conn.response.create()
         await events_until(conn, "response.output_audio.delta", seen)
-        for i in range(0, len(pcm), 960):  # speech during the answer: not an interruption now
-            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 960]).decode())
+        await play(conn, pcm)  # speech during the answer: not an interruption now
         done = await events_until(conn, "response.done", seen)
         assert done.response.status == "completed"
 
@@ -295,9 +297,7 @@ async def test_the_sdk_against_real_engines(app_factory: AppFactory, speech_root
     async with serve_live(app) as live:
         async with realtime_client(live).realtime.connect(model="gpt-realtime") as conn:
             await conn.recv()
-            await conn.conversation.item.create(item={"type": "message", "role": "user",
-                                                      "content": [{"type": "input_text", "text": "Hi."}]})
-            await conn.response.create()
+            await ask(conn, "Hi.")
             seen: list[Any] = []
             done = await events_until(conn, "response.done", seen, timeout=60)
             assert done.response.status == "completed"
@@ -306,8 +306,6 @@ async def test_the_sdk_against_real_engines(app_factory: AppFactory, speech_root
                 spoken = (await http.post("/v1/audio/speech", json={
                     "model": "default", "input": "Please call Stella.", "response_format": "pcm"})).content
             pcm = spoken + silence(1.0)
-            for i in range(0, len(pcm), 4800):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + 4800]).decode())
-                await asyncio.sleep(0.1)
+            await play(conn, pcm, 4800, pace_s=0.1)
             completed = await events_until(conn, "conversation.item.input_audio_transcription.completed", seen, 30)
             assert completed.transcript.lower().strip(".") == "please call stella"
