@@ -129,8 +129,6 @@ async def test_a_hanging_engine_without_fallback_is_a_504(app_factory: AppFactor
         assert fake.running_requests() == 0
 
 
-
-
 async def test_an_engine_that_stops_mid_stream_ends_the_stream_with_an_error(app_factory: AppFactory) -> None:
     """After output has gone out a mock must not take over; the gap deadline ends the stream
     with an error that names it, and the engine's request is aborted."""
